@@ -1,0 +1,40 @@
+# SCOOT: `make demo` tunes the embedded engine on a sample trace; `make test` runs the test suite.
+PY ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+# pymoo 0.6.0 (HEBO's pin) is an sdist that needs setuptools<81 to build: the constraints apply to
+# pip's isolated build environments too when passed through the environment.
+PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
+
+.PHONY: help venv demo test test-all check lint clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
+
+$(BIN)/scoot: pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade "pip>=23.2"
+	$(PIP) install -q torch==2.13.0   # first: the CPU wheel; unpinned torch pulls a CUDA build
+	$(PIP) install -q -e '.[dev]'
+	touch $(BIN)/scoot
+
+venv: $(BIN)/scoot  ## create .venv and install scoot with its dev tools
+
+demo: venv  ## tune the embedded engine on a sample trace (about 8 evaluations)
+	$(BIN)/scoot demo
+
+test: venv  ## run the default test suite (what CI runs)
+	$(BIN)/python -m pytest -q
+
+test-all: venv  ## the default suite plus tests marked slow
+	$(BIN)/python -m pytest -q -m "slow or not slow"
+
+lint: venv
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+check: lint test  ## ruff, strict mypy and the tests
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""SCOOT: SLO-oriented tuning of LLM inference engines."""

@@ -1,0 +1,3 @@
+from scoot.cli import main
+import sys
+sys.exit(main())

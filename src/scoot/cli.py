@@ -1,0 +1,302 @@
+"""``scoot``: the command line. Input is validated here, once, before anything starts.
+
+Commands: ``demo`` (a short study on the embedded engine), ``tune STUDY.toml``, ``study
+list|status``, ``export``. A study runs in the foreground and can be killed at any time: run the
+same command again and it continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from scoot.domain import Objective, TrialState
+from scoot.engine.exporters import to_json, vllm_serve_command
+from scoot.jobs.store import Store, StoreError, StudyRow, TrialRow
+from scoot.optim.results import best_index
+from scoot.stress.traces import TraceError, read_trace
+from scoot.study import StudyError, StudySpec, load_study
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def data_dir(explicit: str | None = None) -> Path:
+    """Where the store and engine logs live: ``--data-dir``, ``$SCOOT_HOME``, or XDG data."""
+    if explicit:
+        return Path(explicit).expanduser().resolve()
+    if os.environ.get("SCOOT_HOME"):
+        return Path(os.environ["SCOOT_HOME"]).expanduser().resolve()
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "scoot"
+
+
+def demo_study_path() -> Path:
+    """The packaged demo study (its trace sits beside it)."""
+    return Path(str(resources.files("scoot") / "data" / "demo.toml"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``scoot`` console script."""
+    parser = _parser()
+    ns = parser.parse_args(argv)
+    if not getattr(ns, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(ns.func(ns))
+    except (StudyError, TraceError, StoreError) as exc:
+        err.print(f"scoot: error: {exc}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("scoot: interrupted; run the same command again to continue the study")
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="scoot", description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", help="store and logs folder (default: $SCOOT_HOME or XDG data)")
+    sub = p.add_subparsers(dest="command")
+
+    d = sub.add_parser("demo", help="tune the embedded engine on a sample trace (~8 evaluations)")
+    d.add_argument("--new", action="store_true", help="start the demo study over")
+    d.set_defaults(func=cmd_demo)
+
+    t = sub.add_parser("tune", help="run (or continue) the study a TOML file describes")
+    t.add_argument("study", help="study file (TOML)")
+    t.add_argument("--new", action="store_true", help="keep old results aside and start over")
+    t.set_defaults(func=cmd_tune)
+
+    s = sub.add_parser("study", help="inspect studies in the store")
+    ssub = s.add_subparsers(dest="study_command")
+    sl = ssub.add_parser("list", help="every study with its progress")
+    sl.set_defaults(func=cmd_study_list)
+    ss = ssub.add_parser("status", help="a study's trials and best configuration")
+    ss.add_argument("name")
+    ss.set_defaults(func=cmd_study_status)
+
+    e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
+    e.add_argument("name", help="study name")
+    e.add_argument("--trial", type=int, help="trial number (default: the best)")
+    e.add_argument("--format", choices=("vllm", "json"), default="vllm")
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+# -- commands ------------------------------------------------------------------------------------
+def cmd_demo(ns: argparse.Namespace) -> int:
+    return _tune(load_study(demo_study_path()), ns)
+
+
+def cmd_tune(ns: argparse.Namespace) -> int:
+    return _tune(load_study(ns.study), ns)
+
+
+def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
+    from scoot.jobs.driver import Progress as DriverProgress
+    from scoot.jobs.driver import run_study
+
+    read_trace(spec.trace.file)  # a broken trace stops here, before any engine starts
+    root = data_dir(ns.data_dir)
+    store = Store(root / "scoot.db")
+    try:
+        if ns.new and (old := store.study(spec.name)) is not None:
+            aside = f"{spec.name}@{time.strftime('%Y%m%d-%H%M%S')}"
+            store.rename_study(old.id, aside)
+            console.print(f"earlier results of '{spec.name}' kept as study '{aside}'")
+        study, created = store.open_study(spec.name, spec.to_json(), spec.source)
+        done_before = sum(
+            t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in store.trials(study.id)
+        )
+        verb = "starting" if created else f"continuing ({done_before} evaluations done)"
+        console.print(
+            f"study [bold]{spec.name}[/] {verb}: {spec.engine.kind} engine, model "
+            f"{spec.engine.model}, objectives {', '.join(o.value for o in spec.objectives)}, "
+            f"budget {spec.budget}; store {store.path}"
+        )
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            task = bar.add_task("evaluations", total=spec.budget, completed=done_before)
+
+            def on_progress(p: DriverProgress) -> None:
+                desc = "evaluations"
+                if p.trial is not None and p.phase == "running":
+                    desc = f"trial {p.trial.number} ({p.trial.source})"
+                elif p.trial is not None:
+                    outcome = p.trial.state.value
+                    if p.trial.failure_kind:
+                        outcome += f": {p.trial.failure_kind.value}"
+                    bar.console.print(f"  trial {p.trial.number} {outcome}")
+                bar.update(task, completed=min(p.done, spec.budget), description=desc)
+
+            run_study(
+                store,
+                study.id,
+                spec,
+                log_dir=root / "logs" / f"study-{study.id}",
+                on_progress=on_progress,
+            )
+        report(store, study)
+    finally:
+        store.close()
+    return 0
+
+
+def cmd_study_list(ns: argparse.Namespace) -> int:
+    store = _open_existing(ns)
+    table = Table("study", "objectives", "state", "done/budget", "failed", "best")
+    for study in store.studies():
+        spec = json.loads(study.spec_json)
+        trials = store.trials(study.id)
+        objectives = [Objective(o) for o in spec["objectives"]]
+        done = sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in trials)
+        failed = sum(t.state is TrialState.FAILED for t in trials)
+        best = _best(trials, objectives)
+        table.add_row(
+            study.name,
+            ",".join(o.value for o in objectives),
+            study.state,
+            f"{done}/{spec['budget']}",
+            str(failed),
+            f"#{best.number}" if best else "-",
+        )
+    console.print(table)
+    return 0
+
+
+def cmd_study_status(ns: argparse.Namespace) -> int:
+    store = _open_existing(ns)
+    study = store.study(ns.name)
+    if study is None:
+        raise StoreError(f"no study named '{ns.name}' in {store.path}")
+    report(store, study)
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    store = _open_existing(ns)
+    study = store.study(ns.name)
+    if study is None:
+        raise StoreError(f"no study named '{ns.name}' in {store.path}")
+    spec = json.loads(study.spec_json)
+    trials = store.trials(study.id)
+    objectives = [Objective(o) for o in spec["objectives"]]
+    if ns.trial is None:
+        trial = _best(trials, objectives)
+        if trial is None:
+            raise StoreError(f"study '{ns.name}' has no completed trial yet")
+    else:
+        found = [t for t in trials if t.number == ns.trial]
+        if not found:
+            raise StoreError(f"study '{ns.name}' has no trial {ns.trial}")
+        trial = found[0]
+    model = spec["engine"]["model"]
+    args = spec["engine"]["args"]
+    text = (
+        vllm_serve_command(model, args, trial.config.as_dict())
+        if ns.format == "vllm"
+        else to_json(model, args, trial.config.as_dict())
+    )
+    print(text)
+    return 0
+
+
+def _open_existing(ns: argparse.Namespace) -> Store:
+    path = data_dir(ns.data_dir) / "scoot.db"
+    if not path.exists():
+        raise StoreError(f"no store at {path}; run `scoot demo` or `scoot tune` first")
+    return Store(path)
+
+
+# -- reporting -----------------------------------------------------------------------------------
+def _best(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> TrialRow | None:
+    done = [t for t in trials if t.state is TrialState.COMPLETED and t.metrics is not None]
+    if not done:
+        return None
+    rows = [[t.metrics.value(o) for o in objectives] for t in done if t.metrics]
+    default = next((t for t in done if t.source == "default"), None)
+    reference = (
+        [default.metrics.value(o) for o in objectives] if default and default.metrics else None
+    )
+    idx = best_index(rows, objectives, reference)
+    return done[idx] if idx is not None else None
+
+
+def report(store: Store, study: StudyRow) -> None:
+    """Print the study's trials and its best configuration as a ``vllm serve`` command."""
+    spec = json.loads(study.spec_json)
+    objectives = [Objective(o) for o in spec["objectives"]]
+    params = list(spec["params"])
+    trials = store.trials(study.id)
+    best = _best(trials, objectives)
+    table = Table(title=f"study {study.name}", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("source")
+    for p in params:
+        table.add_column(_short(p["name"]), justify="right")
+    for label in ("req/s", "p95 e2e ms", "TTFT ms", "TPOT ms", "state"):
+        table.add_column(label, justify="right" if "ms" in label or "/" in label else "left")
+    for t in trials:
+        cells = [str(t.number), t.source]
+        cfg = t.config.as_dict()
+        cells += [_fmt(cfg.get(p["name"])) for p in params]
+        if t.metrics is not None and t.state is TrialState.COMPLETED:
+            m = t.metrics
+            cells += [
+                f"{m.request_throughput:.2f}",
+                f"{m.p95_e2el_ms:.0f}",
+                f"{m.mean_ttft_ms:.0f}",
+                f"{m.mean_tpot_ms:.1f}",
+            ]
+        else:
+            cells += ["-", "-", "-", "-"]
+        state = t.state.value + (f" ({t.failure_kind.value})" if t.failure_kind else "")
+        style = "bold green" if best is not None and t.id == best.id else None
+        table.add_row(*cells, state + (" *best" if style else ""), style=style)
+    console.print(table)
+    if best is None:
+        console.print("no completed trial yet")
+        return
+    default = next((t for t in trials if t.source == "default" and t.metrics), None)
+    if default is not None and default.metrics is not None and best.metrics is not None:
+        parts = []
+        for o in objectives:
+            before, after = default.metrics.value(o), best.metrics.value(o)
+            change = (after - before) / before * 100 if before else 0.0
+            parts.append(f"{o.value} {before:.4g} -> {after:.4g} ({change:+.1f}%)")
+        console.print("best vs default: " + "; ".join(parts))
+    command = vllm_serve_command(
+        spec["engine"]["model"], spec["engine"]["args"], best.config.as_dict()
+    )
+    console.print(f"best configuration (trial {best.number}), ready to run:")
+    print(command)
+
+
+def _short(name: str) -> str:
+    return "".join(w[0] for w in name.split("_")) if len(name) > 12 else name
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

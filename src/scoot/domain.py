@@ -1,0 +1,302 @@
+"""Values shared by every layer of SCOOT: parameters, configurations, metrics, trials.
+
+Everything here is a frozen dataclass or an enum and imports nothing else of SCOOT's, so the
+engine, stress, optim and jobs packages can exchange these values without depending on each
+other (the one-way data flow of the design: trace -> stress -> Observation -> store -> optimizer
+-> Suggestion -> engine).
+"""
+
+from __future__ import annotations
+
+import ast
+import enum
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Value = int | float | str | bool
+"""A parameter's value: what one engine flag is set to."""
+
+
+class ParamKind(enum.StrEnum):
+    """The four parameter types of the paper's search space (Table 1)."""
+
+    INT = "int"
+    FLOAT = "float"
+    ENUM = "enum"
+    BOOL = "bool"
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One tunable engine flag: its type, its range or choices, and the engine's default.
+
+    ``name`` uses underscores (``max_num_seqs``); the launcher turns it into ``--max-num-seqs``.
+    """
+
+    name: str
+    kind: ParamKind
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[Value, ...] = ()
+    log: bool = False
+    default: Value | None = None
+
+    def contains(self, value: Value) -> bool:
+        """Whether ``value`` is a legal value of this parameter."""
+        if self.kind is ParamKind.BOOL:
+            return isinstance(value, bool)
+        if self.kind is ParamKind.ENUM:
+            return value in self.choices
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind is ParamKind.INT and not float(value).is_integer():
+            return False
+        assert self.low is not None and self.high is not None
+        return self.low <= value <= self.high
+
+    @property
+    def flag(self) -> str:
+        """The command-line flag this parameter sets, vLLM style."""
+        return "--" + self.name.replace("_", "-")
+
+
+class ConstraintError(ValueError):
+    """A constraint expression that cannot be parsed or names an unknown parameter."""
+
+
+_ALLOWED_NODES = (
+    ast.Expression,
+    ast.Compare,
+    ast.BoolOp,
+    ast.UnaryOp,
+    ast.BinOp,
+    ast.IfExp,
+    ast.Name,
+    ast.Load,
+    ast.Constant,
+    ast.And,
+    ast.Or,
+    ast.Not,
+    ast.USub,
+    ast.Add,
+    ast.Sub,
+    ast.Mult,
+    ast.Div,
+    ast.FloorDiv,
+    ast.Mod,
+    ast.Eq,
+    ast.NotEq,
+    ast.Lt,
+    ast.LtE,
+    ast.Gt,
+    ast.GtE,
+    ast.In,
+    ast.NotIn,
+    ast.Tuple,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    """A known constraint: a boolean expression over parameter names.
+
+    Examples: ``max_num_batched_tokens >= max_num_seqs``, or the conditional
+    ``max_num_batched_tokens >= 8192 if not enable_chunked_prefill else True``. Only arithmetic,
+    comparisons, ``and``/``or``/``not``, ``in`` and ``x if c else y`` are allowed, so an expression
+    from a study file can never run code. The paper prunes the solver's space with these (§4.5.3).
+    """
+
+    expr: str
+    names: frozenset[str] = field(default_factory=frozenset)
+
+    @staticmethod
+    def parse(expr: str, known: set[str] | None = None) -> Constraint:
+        """Parse and check ``expr``; ``known`` lists the names it may use."""
+        try:
+            tree = ast.parse(expr, mode="eval")
+        except SyntaxError as exc:
+            raise ConstraintError(f"cannot parse constraint {expr!r}: {exc.msg}") from None
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, _ALLOWED_NODES):
+                raise ConstraintError(
+                    f"constraint {expr!r} uses {type(node).__name__}, which is not allowed"
+                )
+            if isinstance(node, ast.Name) and node.id not in ("True", "False"):
+                names.add(node.id)
+        if known is not None:
+            unknown = sorted(names - known)
+            if unknown:
+                raise ConstraintError(
+                    f"constraint {expr!r} names unknown parameter(s): {', '.join(unknown)}"
+                )
+        return Constraint(expr=expr, names=frozenset(names))
+
+    def holds(self, values: Mapping[str, Value]) -> bool:
+        """Evaluate the constraint; names it uses that are not tuned are taken from ``values``."""
+        missing = self.names - values.keys()
+        if missing:
+            # A constraint over a flag that is neither tuned nor fixed cannot be checked here.
+            return True
+        code = compile(self.expr, "<constraint>", "eval")
+        return bool(eval(code, {"__builtins__": {}}, dict(values)))
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One point of the search space: parameter name -> value, immutable and hashable."""
+
+    items: tuple[tuple[str, Value], ...]
+
+    @staticmethod
+    def of(values: Mapping[str, Value]) -> Config:
+        """Build a config from a mapping; the key order is normalised."""
+        return Config(tuple(sorted(values.items())))
+
+    def as_dict(self) -> dict[str, Value]:
+        """The config as a plain dict (a copy)."""
+        return dict(self.items)
+
+    def __getitem__(self, name: str) -> Value:
+        for key, value in self.items:
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items)
+
+
+class Objective(enum.StrEnum):
+    """What a study optimises. TTFT and TPOT together form a Pareto problem (paper §4.2)."""
+
+    THROUGHPUT = "throughput"
+    P95_LATENCY = "p95_latency"
+    TTFT = "ttft"
+    TPOT = "tpot"
+
+    @property
+    def maximize(self) -> bool:
+        """Throughput is maximised; the latencies are minimised."""
+        return self is Objective.THROUGHPUT
+
+    @property
+    def metric(self) -> str:
+        """The :class:`Metrics` field this objective reads."""
+        return {
+            Objective.THROUGHPUT: "request_throughput",
+            Objective.P95_LATENCY: "p95_e2el_ms",
+            Objective.TTFT: "mean_ttft_ms",
+            Objective.TPOT: "mean_tpot_ms",
+        }[self]
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """What one stress test measured, with the definitions of ``vllm bench serve``.
+
+    Latency statistics are over successful requests only; throughputs divide by the whole run's
+    duration (first scheduled send to last completion), as vLLM does.
+    """
+
+    duration_s: float
+    completed: int
+    failed: int
+    request_throughput: float
+    output_throughput: float
+    total_token_throughput: float
+    mean_ttft_ms: float
+    median_ttft_ms: float
+    p95_ttft_ms: float
+    p99_ttft_ms: float
+    mean_tpot_ms: float
+    median_tpot_ms: float
+    p95_tpot_ms: float
+    p99_tpot_ms: float
+    mean_itl_ms: float
+    p95_itl_ms: float
+    mean_e2el_ms: float
+    median_e2el_ms: float
+    p95_e2el_ms: float
+    p99_e2el_ms: float
+    total_input_tokens: int = 0
+    total_output_tokens: int = 0
+    lateness_p99_ms: float = 0.0
+    achieved_rate: float = 0.0
+
+    def value(self, objective: Objective) -> float:
+        """The raw value of ``objective`` (not sign-adjusted)."""
+        return float(getattr(self, objective.metric))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> Metrics:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored (older stores stay readable)."""
+        fields = Metrics.__dataclass_fields__
+        return Metrics(**{k: v for k, v in data.items() if k in fields})
+
+
+class TrialState(enum.StrEnum):
+    """A trial's life cycle (Ax/Optuna terms).
+
+    ``failed`` is a crash or timeout: data for the feasibility model. ``abandoned`` is an
+    interruption that says nothing about the config (operator stop, driver killed): excluded
+    from every model.
+    """
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+
+    @property
+    def finished(self) -> bool:
+        """Completed, failed or abandoned."""
+        return self in (TrialState.COMPLETED, TrialState.FAILED, TrialState.ABANDONED)
+
+
+class FailureKind(enum.StrEnum):
+    """Why a trial failed; feeds the feasibility model and the operator's view."""
+
+    STARTUP_OOM = "startup_oom"
+    KV_CACHE_TOO_SMALL = "kv_cache_too_small"
+    INVALID_ARGS = "invalid_args"
+    STARTUP_CRASH = "startup_crash"
+    STARTUP_TIMEOUT = "startup_timeout"
+    CRASH_UNDER_LOAD = "crash_under_load"
+    HANG = "hang"
+    SLO_UNMEASURABLE = "slo_unmeasurable"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """What the optimizer learns from one finished trial.
+
+    ``metrics`` is set for completed trials; ``failure`` for failed ones. Abandoned trials are
+    never turned into observations.
+    """
+
+    config: Config
+    feasible: bool
+    metrics: Metrics | None = None
+    failure: FailureKind | None = None
+
+    def objective(self, objective: Objective) -> float:
+        """The objective's raw value; only meaningful for feasible observations."""
+        if self.metrics is None:
+            return math.nan
+        return self.metrics.value(objective)
+
+
+@dataclass(frozen=True, slots=True)
+class Suggestion:
+    """A config an optimizer proposes, and which of its parts proposed it."""
+
+    config: Config
+    source: str

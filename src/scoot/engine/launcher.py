@@ -1,0 +1,303 @@
+"""Launching an engine under test: argv templates, GPU set, port, readiness, logs, stop.
+
+An engine is always a subprocess started from an argv list (never a shell string), in its own
+process group so that stopping it stops everything it spawned, with ``CUDA_VISIBLE_DEVICES``
+set to its GPU set and its output captured to a log file per trial. Where the platform allows,
+the kernel kills the engine if the process that launched it dies (``PR_SET_PDEATHSIG``), so a
+killed tuner does not leave a GPU busy; the store's recovery kills the recorded group as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scoot.domain import FailureKind, Value
+
+HOST = "127.0.0.1"
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "embedded": (
+        sys.executable,
+        "-m",
+        "scoot.engine.embedded",
+        "serve",
+        "{model}",
+        "--gpu",
+        "{gpu}",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    ),
+    "vllm": ("vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}"),
+}
+
+
+def flags_for(config: Mapping[str, Value]) -> list[str]:
+    """vLLM-style flags for a config: ``--name value``; booleans as ``--name``/``--no-name``."""
+    out: list[str] = []
+    for name, value in sorted(config.items()):
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, float):
+            out += [flag, f"{value:.6g}"]
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def build_argv(
+    kind: str,
+    command: Sequence[str],
+    fields: Mapping[str, str],
+    fixed_args: Sequence[str],
+    config: Mapping[str, Value],
+) -> list[str]:
+    """The full argv: template with placeholders filled, then fixed flags, then tuned flags."""
+    template = list(command) if command else list(TEMPLATES[kind])
+    try:
+        argv = [part.format(**fields) for part in template]
+    except KeyError as exc:
+        raise ValueError(f"engine command template uses unknown placeholder {exc}") from None
+    return argv + list(fixed_args) + flags_for(config)
+
+
+def free_port() -> int:
+    """A free TCP port on loopback (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGKILL us when the launcher dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchFailure:
+    """Why an engine did not become ready, and the log lines that show it."""
+
+    kind: FailureKind
+    message: str
+
+
+class EngineProcess:
+    """One running engine process group."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        gpu_set: str,
+        port: int,
+        log_path: Path,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.argv = list(argv)
+        self.port = port
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        full_env["CUDA_VISIBLE_DEVICES"] = gpu_set
+        full_env.setdefault("PYTHONUNBUFFERED", "1")
+        self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log.write(("$ " + " ".join(self.argv) + "\n").encode())
+        self._log.flush()
+        self.started = time.monotonic()
+        try:
+            self.proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.DEVNULL,
+                stdout=self._log,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        except OSError:
+            self._log.close()
+            raise
+        self.pgid = self.proc.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def wait_ready(self, timeout: float, model: str) -> LaunchFailure | None:
+        """Poll ``/health`` until it answers 200, then send one tiny request.
+
+        Returns None when ready, else the failure (the process exited, or the timeout passed).
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            code = self.proc.poll()
+            if code is not None:
+                return classify_exit(code, self.log_tail())
+            try:
+                with urllib.request.urlopen(self.base_url + "/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.2)
+        else:
+            return LaunchFailure(
+                FailureKind.STARTUP_TIMEOUT,
+                f"not ready within {timeout:.0f} s; log tail:\n{self.log_tail(8)}",
+            )
+        body = json.dumps({"model": model, "prompt": [1, 2, 3], "max_tokens": 1}).encode()
+        req = urllib.request.Request(
+            self.base_url + "/v1/completions",
+            data=body,
+            headers={"Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=max(5.0, deadline - time.monotonic())):
+                pass
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")[:300]
+            return LaunchFailure(FailureKind.INVALID_ARGS, f"probe request: HTTP {exc.code}: {detail}")
+        except (urllib.error.URLError, OSError) as exc:
+            code = self.proc.poll()
+            if code is not None:
+                return classify_exit(code, self.log_tail())
+            return LaunchFailure(FailureKind.HANG, f"probe request failed: {exc}")
+        return None
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 20) -> str:
+        """The last lines of this engine's log."""
+        return log_tail(self.log_path, lines)
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the process group, then SIGKILL after ``grace`` seconds."""
+        try:
+            kill_group(self.pgid, grace)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=1)
+        finally:
+            self._log.close()
+
+
+def kill_group(pgid: int, grace: float = 10.0) -> bool:
+    """Stop every process in group ``pgid``; True if there was anything to stop."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return False
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-pgid, os.WNOHANG)
+        if not group_alive(pgid):
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    for _ in range(100):
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(-pgid, os.WNOHANG)
+        if not group_alive(pgid):
+            break
+        time.sleep(0.02)
+    return True
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of group ``pgid`` is still running (zombies do not count)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg(0) succeeds for zombies too: look for a live member.
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
+
+
+def log_tail(path: Path, lines: int = 20) -> str:
+    """The last ``lines`` lines of a log file ('' if unreadable)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(data.splitlines()[-lines:])
+
+
+# Log patterns, checked in order; the first that matches names the failure kind.
+_PATTERNS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
+    (FailureKind.KV_CACHE_TOO_SMALL, ("KV cache is needed, which is larger than the available",
+                                      "estimated maximum model length")),
+    (FailureKind.STARTUP_OOM, ("CUDA out of memory", "OutOfMemoryError",
+                               "No available memory for the cache blocks")),
+    (FailureKind.INVALID_ARGS, ("error: argument", "error: unrecognized arguments",
+                                "invalid choice", "must be greater than or equal to",
+                                "is smaller than max_model_len", "must be divisible by",
+                                "exceeds the total number of available GPUs",
+                                "cannot be greater than the max_model_len",
+                                "is greater than the derived max_model_len",
+                                "ValidationError", "is not a valid model identifier")),
+)
+
+
+def classify_exit(code: int, log: str) -> LaunchFailure:
+    """Name why an engine exited during start-up, from its exit status and log."""
+    for kind, needles in _PATTERNS:
+        for needle in needles:
+            if needle in log:
+                return LaunchFailure(kind, _excerpt(log, needle))
+    if code == 2:
+        return LaunchFailure(FailureKind.INVALID_ARGS, _last_lines(log))
+    return LaunchFailure(
+        FailureKind.STARTUP_CRASH, f"exited with status {code} during start-up:\n{_last_lines(log)}"
+    )
+
+
+def _excerpt(log: str, needle: str) -> str:
+    for line in log.splitlines():
+        if needle in line:
+            return line.strip()[-1000:]
+    return _last_lines(log)
+
+
+def _last_lines(log: str, n: int = 6) -> str:
+    return "\n".join(log.strip().splitlines()[-n:])

@@ -1,0 +1,138 @@
+"""One evaluation: launch the engine with a trial's config, stress-test it, record the outcome.
+
+A launch that dies or never becomes ready, and a stress test the engine cannot sustain, are
+recorded as failed trials with their failure kind (data for the feasibility model), never
+raised. The engine's process group is always stopped before this returns.
+"""
+
+from __future__ import annotations
+
+import shlex
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from scoot.domain import FailureKind, Metrics, TrialState
+from scoot.engine.launcher import EngineProcess, build_argv, free_port
+from scoot.jobs.store import Store, TrialRow
+from scoot.stress.arrivals import order, schedule
+from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.metrics import compute
+from scoot.stress.traces import TraceRequest, heaviest, read_trace
+from scoot.study import StudySpec
+
+HEARTBEAT_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """The requests and send offsets of one stress test."""
+
+    requests: list[TraceRequest]
+    offsets: list[float]
+
+
+def build_workload(spec: StudySpec, order_seed: int = 0) -> Workload:
+    """The study's stress workload: ``rate x duration`` requests from the (heaviest) trace,
+    in trace order or a seeded shuffle of it, at the study's arrival process."""
+    t = spec.trace
+    pool = heaviest(read_trace(t.file), t.heaviest)
+    n = max(1, round(t.rate * t.duration_s))
+    picked = [pool[i % len(pool)] for i in range(n)]
+    perm = order(n, order_seed)
+    requests = [picked[i] for i in perm]
+    offsets = schedule(n, t.rate, arrival=t.arrival, burstiness=t.burstiness, seed=t.seed)
+    return Workload(requests, offsets)
+
+
+def evaluate(
+    store: Store,
+    spec: StudySpec,
+    trial: TrialRow,
+    gpu_set: str,
+    workload: Workload,
+    log_dir: Path,
+) -> TrialState:
+    """Run ``trial`` to an outcome and record it; returns the final state."""
+    port = free_port()
+    fields = {"model": spec.engine.model, "gpu": spec.engine.gpu, "host": "127.0.0.1",
+              "port": str(port)}
+    argv = build_argv(
+        spec.engine.kind, spec.engine.command, fields, spec.engine.args, trial.config.as_dict()
+    )
+    log_path = log_dir / f"trial-{trial.number:04d}.log"
+    try:
+        engine = EngineProcess(
+            argv, gpu_set=gpu_set, port=port, log_path=log_path, env=dict(spec.engine.env)
+        )
+    except OSError as exc:
+        store.finish(trial.id, TrialState.FAILED, failure=FailureKind.STARTUP_CRASH,
+                     message=f"cannot start {argv[0]}: {exc.strerror}")
+        return TrialState.FAILED
+    store.mark_running(trial.id, gpu_set, engine.pgid, shlex.join(argv), str(log_path))
+    stop_beat = threading.Event()
+    beat = threading.Thread(target=_heartbeat, args=(store.path, trial.id, stop_beat), daemon=True)
+    beat.start()
+    try:
+        failure = engine.wait_ready(spec.engine.startup_timeout_s, spec.engine.model)
+        if failure is not None:
+            store.finish(trial.id, TrialState.FAILED, failure=failure.kind,
+                         message=failure.message)
+            return TrialState.FAILED
+        result = run_stress_sync(
+            StressPlan(
+                base_url=engine.base_url,
+                model=spec.engine.model,
+                requests=workload.requests,
+                offsets=workload.offsets,
+                request_timeout_s=spec.stress.request_timeout_s,
+                drain_timeout_s=spec.stress.drain_timeout_s,
+            )
+        )
+        metrics = compute(result.records, result.duration)
+        state, kind, message = judge(metrics, result.aborted, engine.alive(),
+                                     spec.stress.max_failed_fraction,
+                                     [r.error for r in result.records if r.error])
+        if state is TrialState.FAILED and not engine.alive():
+            message = f"{message}\nengine log tail:\n{engine.log_tail(8)}"
+        store.finish(trial.id, state, metrics=metrics, failure=kind, message=message)
+        return state
+    finally:
+        stop_beat.set()
+        engine.stop(spec.engine.stop_grace_s)
+        beat.join(timeout=5)
+
+
+def judge(
+    metrics: Metrics,
+    aborted: str | None,
+    engine_alive: bool,
+    max_failed_fraction: float,
+    errors: Sequence[str],
+) -> tuple[TrialState, FailureKind | None, str | None]:
+    """Decide whether a stress test measured the config, or the config failed under load."""
+    total = metrics.completed + metrics.failed
+    if not engine_alive:
+        return TrialState.FAILED, FailureKind.CRASH_UNDER_LOAD, "the engine exited under load"
+    if aborted:
+        sample = "; ".join(sorted(set(errors))[:3])
+        return TrialState.FAILED, FailureKind.SLO_UNMEASURABLE, f"{aborted}: {sample}"
+    if total and metrics.failed / total > max_failed_fraction:
+        sample = "; ".join(sorted(set(errors))[:3])
+        kind = FailureKind.HANG if metrics.completed == 0 else FailureKind.SLO_UNMEASURABLE
+        return (
+            TrialState.FAILED,
+            kind,
+            f"{metrics.failed} of {total} requests failed: {sample}",
+        )
+    return TrialState.COMPLETED, None, None
+
+
+def _heartbeat(path: Path, trial_id: int, stop: threading.Event) -> None:
+    store = Store(path)
+    try:
+        while not stop.wait(HEARTBEAT_S):
+            store.heartbeat(trial_id)
+    finally:
+        store.close()

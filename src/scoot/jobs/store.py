@@ -1,0 +1,303 @@
+"""The SQLite store: the source of truth for studies, trials and events.
+
+WAL mode, one short transaction per change, so a process killed at any instant leaves every
+finished trial intact; nothing is ever recomputed from anything but these rows. Other processes
+(the TUI, ``scoot study status``) read while a study runs.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scoot.domain import Config, FailureKind, Metrics, Observation, TrialState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    spec_json TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    state TEXT NOT NULL DEFAULT 'active',
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL REFERENCES studies(id),
+    number INTEGER NOT NULL,
+    config_json TEXT NOT NULL,
+    source TEXT NOT NULL,
+    state TEXT NOT NULL,
+    failure_kind TEXT,
+    failure_message TEXT,
+    metrics_json TEXT,
+    gpu_set TEXT,
+    engine_pgid INTEGER,
+    command TEXT,
+    log_path TEXT,
+    created_at REAL NOT NULL,
+    started_at REAL,
+    ended_at REAL,
+    heartbeat_at REAL,
+    UNIQUE (study_id, number)
+);
+CREATE INDEX IF NOT EXISTS trials_by_state ON trials (study_id, state);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY,
+    study_id INTEGER NOT NULL,
+    trial_id INTEGER,
+    ts REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+
+class StoreError(RuntimeError):
+    """A store operation that cannot proceed (e.g. a study name reused with another spec)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StudyRow:
+    """A study as stored."""
+
+    id: int
+    name: str
+    spec_json: str
+    source: str
+    state: str
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrialRow:
+    """A trial as stored."""
+
+    id: int
+    study_id: int
+    number: int
+    config: Config
+    source: str
+    state: TrialState
+    failure_kind: FailureKind | None
+    failure_message: str | None
+    metrics: Metrics | None
+    gpu_set: str | None
+    engine_pgid: int | None
+    command: str | None
+    log_path: str | None
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+
+    def observation(self) -> Observation | None:
+        """What the optimizer learns from this trial; None unless it completed or failed."""
+        if self.state is TrialState.COMPLETED and self.metrics is not None:
+            return Observation(self.config, True, self.metrics)
+        if self.state is TrialState.FAILED:
+            return Observation(self.config, False, None, self.failure_kind)
+        return None
+
+
+class Store:
+    """A connection to one store file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self.conn.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # -- studies -----------------------------------------------------------------------------
+    def open_study(self, name: str, spec_json: str, source: str = "") -> tuple[StudyRow, bool]:
+        """The study called ``name``, created if new; the flag says whether it was created.
+
+        Raises:
+            StoreError: if a study of that name exists with a different spec.
+        """
+        with self._tx() as c:
+            row = c.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                c.execute(
+                    "INSERT INTO studies (name, spec_json, source, created_at) VALUES (?,?,?,?)",
+                    (name, spec_json, source, time.time()),
+                )
+                row = c.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+                created = True
+            else:
+                created = False
+                if row["spec_json"] != spec_json:
+                    raise StoreError(
+                        f"study '{name}' already exists in {self.path} with a different "
+                        "definition; give the study another name, or use --new to start over"
+                    )
+        return _study(row), created
+
+    def study(self, name: str) -> StudyRow | None:
+        row = self.conn.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+        return _study(row) if row else None
+
+    def studies(self) -> list[StudyRow]:
+        rows = self.conn.execute("SELECT * FROM studies ORDER BY id").fetchall()
+        return [_study(r) for r in rows]
+
+    def rename_study(self, study_id: int, new_name: str) -> None:
+        """Keep an old study's results under another name (``--new`` never deletes)."""
+        with self._tx() as c:
+            c.execute("UPDATE studies SET name = ? WHERE id = ?", (new_name, study_id))
+
+    def set_study_state(self, study_id: int, state: str) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE studies SET state = ? WHERE id = ?", (state, study_id))
+
+    # -- trials ------------------------------------------------------------------------------
+    def add_trial(self, study_id: int, config: Config, source: str) -> TrialRow:
+        """Queue a new trial with the next number."""
+        with self._tx() as c:
+            (number,) = c.execute(
+                "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?", (study_id,)
+            ).fetchone()
+            cur = c.execute(
+                "INSERT INTO trials (study_id, number, config_json, source, state, created_at) "
+                "VALUES (?,?,?,?,?,?)",
+                (
+                    study_id,
+                    number,
+                    json.dumps(config.as_dict(), sort_keys=True),
+                    source,
+                    TrialState.QUEUED.value,
+                    time.time(),
+                ),
+            )
+            trial_id = cur.lastrowid
+        assert trial_id is not None
+        self.event(study_id, trial_id, "queued", f"trial {number} queued ({source})")
+        return self.trial(trial_id)
+
+    def trial(self, trial_id: int) -> TrialRow:
+        row = self.conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no trial with id {trial_id}")
+        return _trial(row)
+
+    def trials(self, study_id: int) -> list[TrialRow]:
+        rows = self.conn.execute(
+            "SELECT * FROM trials WHERE study_id = ? ORDER BY number", (study_id,)
+        ).fetchall()
+        return [_trial(r) for r in rows]
+
+    def observations(self, study_id: int) -> list[Observation]:
+        """Every completed or failed trial, as the optimizer sees it."""
+        return [o for t in self.trials(study_id) if (o := t.observation()) is not None]
+
+    def mark_running(
+        self, trial_id: int, gpu_set: str, pgid: int, command: str, log_path: str
+    ) -> None:
+        now = time.time()
+        with self._tx() as c:
+            c.execute(
+                "UPDATE trials SET state = ?, gpu_set = ?, engine_pgid = ?, command = ?, "
+                "log_path = ?, started_at = ?, heartbeat_at = ? WHERE id = ?",
+                (TrialState.RUNNING.value, gpu_set, pgid, command, log_path, now, now, trial_id),
+            )
+
+    def heartbeat(self, trial_id: int) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE trials SET heartbeat_at = ? WHERE id = ?", (time.time(), trial_id))
+
+    def finish(
+        self,
+        trial_id: int,
+        state: TrialState,
+        *,
+        metrics: Metrics | None = None,
+        failure: FailureKind | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Record a trial's outcome; only a running or queued trial can finish (no duplicates)."""
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE trials SET state = ?, metrics_json = ?, failure_kind = ?, "
+                "failure_message = ?, ended_at = ? WHERE id = ? AND state IN (?, ?)",
+                (
+                    state.value,
+                    json.dumps(metrics.to_dict()) if metrics else None,
+                    failure.value if failure else None,
+                    message,
+                    time.time(),
+                    trial_id,
+                    TrialState.RUNNING.value,
+                    TrialState.QUEUED.value,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise StoreError(f"trial {trial_id} is not running; its outcome was not recorded")
+        t = self.trial(trial_id)
+        text = f"trial {t.number} {state.value}"
+        if failure:
+            text += f" ({failure.value})"
+        self.event(t.study_id, trial_id, state.value, text)
+
+    # -- events ------------------------------------------------------------------------------
+    def event(self, study_id: int, trial_id: int | None, kind: str, message: str) -> None:
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO events (study_id, trial_id, ts, kind, message) VALUES (?,?,?,?,?)",
+                (study_id, trial_id, time.time(), kind, message),
+            )
+
+    def events(self, study_id: int) -> list[dict[str, Any]]:
+        rows = self.conn.execute(
+            "SELECT * FROM events WHERE study_id = ? ORDER BY id", (study_id,)
+        ).fetchall()
+        return [dict(r) for r in rows]
+
+
+def _study(row: sqlite3.Row) -> StudyRow:
+    return StudyRow(
+        row["id"], row["name"], row["spec_json"], row["source"], row["state"], row["created_at"]
+    )
+
+
+def _trial(row: sqlite3.Row) -> TrialRow:
+    metrics = Metrics.from_dict(json.loads(row["metrics_json"])) if row["metrics_json"] else None
+    return TrialRow(
+        id=row["id"],
+        study_id=row["study_id"],
+        number=row["number"],
+        config=Config.of(json.loads(row["config_json"])),
+        source=row["source"],
+        state=TrialState(row["state"]),
+        failure_kind=FailureKind(row["failure_kind"]) if row["failure_kind"] else None,
+        failure_message=row["failure_message"],
+        metrics=metrics,
+        gpu_set=row["gpu_set"],
+        engine_pgid=row["engine_pgid"],
+        command=row["command"],
+        log_path=row["log_path"],
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        ended_at=row["ended_at"],
+    )

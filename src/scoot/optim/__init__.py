@@ -1,0 +1,1 @@
+"""Pure ask/tell optimizers behind ``suggest(history, n, rng)``; no I/O here."""

@@ -1,0 +1,195 @@
+"""The streaming client: replays a trace against an OpenAI-compatible server, like vLLM's.
+
+One ``aiohttp.ClientSession`` with no connection cap and a large read buffer; each request is a
+task created at its absolute send offset; ``/v1/completions`` with token-id prompts of exactly
+the traced length, ``max_tokens`` = traced output, ``ignore_eos`` and usage in the stream. The
+garbage collector is frozen during the run (vLLM PR #12288). A run stops early, with a reason,
+when the engine stops answering (connection refused) or most recent requests fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiohttp
+
+from scoot.stress.metrics import RequestRecord
+from scoot.stress.traces import TraceRequest, prompt_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class StressPlan:
+    """One stress test: whom to hit, with what, when."""
+
+    base_url: str
+    model: str
+    requests: Sequence[TraceRequest]
+    offsets: Sequence[float]
+    request_timeout_s: float = 60.0
+    drain_timeout_s: float = 120.0
+    abort_window: int = 20
+    abort_error_rate: float = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class StressResult:
+    """Per-request records, the run's duration, and why it stopped early (if it did)."""
+
+    records: list[RequestRecord]
+    duration: float
+    aborted: str | None = None
+
+
+class _Abort(Exception):
+    pass
+
+
+async def run_stress(plan: StressPlan) -> StressResult:
+    """Replay ``plan`` and return what every request saw."""
+    n = len(plan.requests)
+    records = [RequestRecord() for _ in range(n)]
+    prompts = [prompt_tokens(r, i) for i, r in enumerate(plan.requests)]
+    recent: deque[bool] = deque(maxlen=plan.abort_window)
+    abort_reason: list[str] = []
+    stop = asyncio.Event()
+    url = plan.base_url.rstrip("/") + "/v1/completions"
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=plan.request_timeout_s, sock_connect=10)
+    connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
+    gc.collect()
+    gc.freeze()
+    try:
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=timeout, read_bufsize=4 * 1024 * 1024
+        ) as session:
+
+            async def one(i: int, start: float) -> None:
+                rec = records[i]
+                req = plan.requests[i]
+                payload = {
+                    "model": plan.model,
+                    "prompt": prompts[i],
+                    "max_tokens": req.output_length,
+                    "ignore_eos": True,
+                    "stream": True,
+                    "stream_options": {"include_usage": True},
+                }
+                rec.scheduled = start + plan.offsets[i]
+                rec.prompt_tokens = req.input_length
+                try:
+                    await _send(session, url, payload, rec)
+                except aiohttp.ClientConnectorError as exc:
+                    rec.error = f"connection refused: {exc.os_error}"
+                    if not abort_reason:
+                        abort_reason.append("engine stopped answering (connection refused)")
+                    stop.set()
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    rec.error = f"{type(exc).__name__}: {exc}" or type(exc).__name__
+                recent.append(rec.success)
+                if (
+                    len(recent) == recent.maxlen
+                    and recent.count(False) / len(recent) >= plan.abort_error_rate
+                    and not abort_reason
+                ):
+                    abort_reason.append(
+                        f"{recent.count(False)} of the last {len(recent)} requests failed"
+                    )
+                    stop.set()
+
+            start = time.perf_counter()
+            tasks: list[asyncio.Task[None]] = []
+            for i in range(n):
+                delay = start + plan.offsets[i] - time.perf_counter()
+                if delay > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=delay)
+                if stop.is_set():
+                    break
+                tasks.append(asyncio.create_task(one(i, start)))
+            for i in range(len(tasks), n):
+                records[i].error = "not sent: run aborted"
+                records[i].scheduled = start + plan.offsets[i]
+                records[i].sent = records[i].scheduled
+            if tasks:
+                drain_end = time.perf_counter() + plan.drain_timeout_s
+                pending = set(tasks)
+                while pending and not stop.is_set():
+                    left = drain_end - time.perf_counter()
+                    if left <= 0:
+                        break
+                    stopper = asyncio.ensure_future(stop.wait())
+                    done, pending = await asyncio.wait(
+                        pending | {stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    pending.discard(stopper)
+                    stopper.cancel()
+                for task in pending:
+                    task.cancel()
+                for task, i in zip(tasks, range(len(tasks)), strict=True):
+                    if task in pending and not records[i].error:
+                        records[i].error = (
+                            "cancelled: run aborted" if stop.is_set() else "timeout: not finished "
+                            f"{plan.drain_timeout_s:.0f} s after the last send"
+                        )
+                        records[i].success = False
+                await asyncio.gather(*pending, return_exceptions=True)
+            duration = time.perf_counter() - start
+    finally:
+        gc.unfreeze()
+    return StressResult(records, duration, abort_reason[0] if abort_reason else None)
+
+
+async def _send(
+    session: aiohttp.ClientSession, url: str, payload: dict[str, object], rec: RequestRecord
+) -> None:
+    rec.sent = time.perf_counter()
+    st = rec.sent
+    async with session.post(url, json=payload) as resp:
+        if resp.status != 200:
+            text = (await resp.text())[:300]
+            rec.error = f"HTTP {resp.status}: {text}"
+            return
+        buf = b""
+        last = 0.0
+        got_first = False
+        async for data in resp.content.iter_any():
+            buf += data
+            while b"\n\n" in buf:
+                message, buf = buf.split(b"\n\n", 1)
+                message = message.strip()
+                if not message.startswith(b"data:"):
+                    continue  # comments and keep-alives
+                body = message[5:].strip()
+                if body == b"[DONE]":
+                    continue
+                obj = json.loads(body)
+                if obj.get("choices"):
+                    ts = time.perf_counter()
+                    if not got_first:
+                        got_first = True
+                        rec.ttft = ts - st
+                    else:
+                        rec.itl.append(ts - last)
+                    last = ts
+                usage = obj.get("usage")
+                if usage:
+                    rec.output_tokens = int(usage.get("completion_tokens") or 0)
+                    rec.prompt_tokens = int(usage.get("prompt_tokens") or rec.prompt_tokens)
+        if not got_first:
+            rec.error = "no choices in the stream"
+            return
+        rec.latency = last - st
+        if rec.output_tokens == 0:
+            rec.output_tokens = len(rec.itl) + 1  # no usage: count chunks, as vLLM falls back
+        rec.success = True
+
+
+def run_stress_sync(plan: StressPlan) -> StressResult:
+    """Blocking wrapper for callers outside an event loop."""
+    return asyncio.run(run_stress(plan))

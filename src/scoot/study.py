@@ -1,0 +1,419 @@
+"""Study files: one TOML file describes a whole tuning study; it is validated once, here.
+
+Every error names the file and the key (``examples/x.toml: key 'trace.rate': must be > 0``),
+so a broken study never starts an engine. Relative paths in a study (the trace) are resolved
+against the study file's folder, so a study can be run from anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
+
+ENGINE_KINDS = ("embedded", "vllm", "command")
+ARRIVALS = ("poisson", "gamma", "constant")
+
+
+class StudyError(ValueError):
+    """A study file that cannot be used; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSpec:
+    """Which engine to launch and how.
+
+    ``command`` is an argv template (never a shell string) with ``{model}``, ``{host}`` and
+    ``{port}`` placeholders; empty means the kind's built-in template. ``args`` are fixed flags
+    appended to every launch (e.g. ``--max-model-len 8192``).
+    """
+
+    kind: str = "embedded"
+    model: str = "llama-3.1-8b"
+    gpu: str = "h100"
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    startup_timeout_s: float = 120.0
+    stop_grace_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSpec:
+    """The request trace and how it is replayed."""
+
+    file: str
+    rate: float
+    duration_s: float = 100.0
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    heaviest: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class StressSpec:
+    """Limits of one stress test."""
+
+    request_timeout_s: float = 60.0
+    drain_timeout_s: float = 120.0
+    max_failed_fraction: float = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class StudySpec:
+    """A validated study: everything needed to run it, with no further checks."""
+
+    name: str
+    engine: EngineSpec
+    trace: TraceSpec
+    objectives: tuple[Objective, ...]
+    params: tuple[ParamSpec, ...]
+    constraints: tuple[Constraint, ...] = ()
+    gpu_sets: tuple[str, ...] = ("0",)
+    budget: int = 30
+    parallelism: int = 1
+    seed: int = 0
+    stress: StressSpec = field(default_factory=StressSpec)
+    source: str = ""
+
+    @property
+    def defaults(self) -> dict[str, Value] | None:
+        """The engine's default config over the tuned parameters, if every one has a default."""
+        if any(p.default is None for p in self.params):
+            return None
+        return {p.name: p.default for p in self.params if p.default is not None}
+
+    def to_json(self) -> str:
+        """A canonical JSON form; two specs are the same study when these are equal."""
+        data = asdict(self)
+        data.pop("source")
+        return json.dumps(data, sort_keys=True, default=str)
+
+
+_STRESS = StressSpec()
+_ENGINE = EngineSpec()
+
+_TOP_KEYS = {
+    "name",
+    "objectives",
+    "budget",
+    "parallelism",
+    "seed",
+    "gpu_sets",
+    "engine",
+    "trace",
+    "stress",
+    "params",
+    "constraints",
+}
+
+
+class _Reader:
+    """Typed access to a TOML table that reports the file and the dotted key on error."""
+
+    def __init__(self, path: str, table: Mapping[str, Any], prefix: str = "") -> None:
+        self.path = path
+        self.table = table
+        self.prefix = prefix
+
+    def fail(self, key: str, message: str) -> StudyError:
+        return StudyError(f"{self.path}: key '{self.prefix}{key}': {message}")
+
+    def check_keys(self, allowed: set[str]) -> None:
+        for key in self.table:
+            if key not in allowed:
+                raise self.fail(key, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        if key not in self.table:
+            if default is ...:
+                raise self.fail(key, "missing")
+            return default
+        value = self.table[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML ints are fine where floats are expected; bools are never numbers.
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, bool) and bool not in kinds:
+            raise self.fail(key, f"expected {_names(kinds)}, got a boolean")
+        if not isinstance(value, kinds):
+            raise self.fail(key, f"expected {_names(kinds)}, got {type(value).__name__}")
+        return value
+
+    def positive(self, key: str, kind: type, default: Any = ...) -> Any:
+        value = self.get(key, kind, default)
+        if value is not None and value <= 0:
+            raise self.fail(key, f"must be > 0, got {value}")
+        return value
+
+    def sub(self, key: str) -> _Reader:
+        table = self.get(key, dict, {})
+        return _Reader(self.path, table, f"{self.prefix}{key}.")
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(k.__name__ for k in kinds)
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file.
+
+    Raises:
+        StudyError: naming the file and key of the first problem found.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StudyError(f"{path}: cannot read study file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise StudyError(f"{path}: not valid TOML: {exc}") from None
+    return parse_study(data, str(path), base=path.parent)
+
+
+def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) -> StudySpec:
+    """Validate a parsed study table; ``path`` is used in error messages."""
+    top = _Reader(path, data)
+    top.check_keys(_TOP_KEYS)
+    name = top.get("name", str, None) or Path(path).stem
+    objectives = _objectives(top)
+    budget = top.positive("budget", int, 30)
+    parallelism = top.positive("parallelism", int, 1)
+    seed = top.get("seed", int, 0)
+    gpu_sets = tuple(top.get("gpu_sets", list, ["0"]))
+    for i, gpu_set in enumerate(gpu_sets):
+        if not isinstance(gpu_set, str) or not all(
+            part.strip().isdigit() for part in gpu_set.split(",")
+        ):
+            raise top.fail(f"gpu_sets[{i}]", f"expected a GPU list such as \"0,1\", got {gpu_set!r}")
+    if len(set(gpu_sets)) != len(gpu_sets):
+        raise top.fail("gpu_sets", "lists a GPU set twice")
+
+    engine = _engine(top.sub("engine"))
+    trace = _trace(top.sub("trace"), base)
+    stress = _stress(top.sub("stress"))
+    params = _params(top.sub("params"))
+    names = {p.name for p in params}
+    fixed = _fixed_flag_names(engine.args)
+    constraints = []
+    for i, expr in enumerate(top.get("constraints", list, [])):
+        if not isinstance(expr, str):
+            raise top.fail(f"constraints[{i}]", "expected a string expression")
+        try:
+            constraints.append(Constraint.parse(expr, names | fixed))
+        except ConstraintError as exc:
+            raise top.fail(f"constraints[{i}]", str(exc)) from None
+    spec = StudySpec(
+        name=name,
+        engine=engine,
+        trace=trace,
+        objectives=objectives,
+        params=params,
+        constraints=tuple(constraints),
+        gpu_sets=gpu_sets,
+        budget=budget,
+        parallelism=parallelism,
+        seed=seed,
+        stress=stress,
+        source=path,
+    )
+    defaults = spec.defaults
+    if defaults is not None:
+        values = {**_fixed_flag_values(engine.args), **defaults}
+        for i, c in enumerate(spec.constraints):
+            if not c.holds(values):
+                raise top.fail(
+                    f"constraints[{i}]", f"the parameters' defaults violate {c.expr!r}"
+                )
+    return spec
+
+
+def _objectives(top: _Reader) -> tuple[Objective, ...]:
+    raw = top.get("objectives", list)
+    allowed = [o.value for o in Objective]
+    result = []
+    for i, item in enumerate(raw):
+        if item not in allowed:
+            raise top.fail(f"objectives[{i}]", f"expected one of {allowed}, got {item!r}")
+        result.append(Objective(item))
+    combo = sorted(o.value for o in result)
+    if combo not in (["throughput"], ["p95_latency"], ["tpot", "ttft"]):
+        raise top.fail(
+            "objectives",
+            'must be ["throughput"], ["p95_latency"] or ["ttft", "tpot"] '
+            f"(the paper's three service kinds), got {raw}",
+        )
+    return tuple(result)
+
+
+def _engine(r: _Reader) -> EngineSpec:
+    r.check_keys(
+        {"kind", "model", "gpu", "command", "args", "env", "startup_timeout_s", "stop_grace_s"}
+    )
+    kind = r.get("kind", str, "embedded")
+    if kind not in ENGINE_KINDS:
+        raise r.fail("kind", f"expected one of {list(ENGINE_KINDS)}, got {kind!r}")
+    command = _str_list(r, "command")
+    if kind == "command" and not command:
+        raise r.fail("command", "required when kind = \"command\"")
+    env_table = r.get("env", dict, {})
+    env = []
+    for key, value in env_table.items():
+        if not isinstance(value, str):
+            raise r.fail(f"env.{key}", "expected a string")
+        env.append((key, value))
+    return EngineSpec(
+        kind=kind,
+        model=r.get("model", str, _ENGINE.model),
+        gpu=r.get("gpu", str, _ENGINE.gpu),
+        command=command,
+        args=_str_list(r, "args"),
+        env=tuple(env),
+        startup_timeout_s=r.positive("startup_timeout_s", float, _ENGINE.startup_timeout_s),
+        stop_grace_s=r.positive("stop_grace_s", float, _ENGINE.stop_grace_s),
+    )
+
+
+def _str_list(r: _Reader, key: str) -> tuple[str, ...]:
+    items = r.get(key, list, [])
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise r.fail(f"{key}[{i}]", f"expected a string, got {type(item).__name__}")
+    return tuple(items)
+
+
+def _trace(r: _Reader, base: Path | None) -> TraceSpec:
+    r.check_keys({"file", "rate", "duration_s", "arrival", "burstiness", "heaviest", "seed"})
+    file = r.get("file", str)
+    if base is not None and not Path(file).is_absolute():
+        file = str((base / file).resolve())
+    if not Path(file).is_file():
+        raise r.fail("file", f"no such trace file: {file}")
+    arrival = r.get("arrival", str, "poisson")
+    if arrival not in ARRIVALS:
+        raise r.fail("arrival", f"expected one of {list(ARRIVALS)}, got {arrival!r}")
+    heaviest = r.positive("heaviest", float, 1.0)
+    if heaviest > 1.0:
+        raise r.fail("heaviest", f"is a fraction of the requests, must be <= 1, got {heaviest}")
+    rate = r.positive("rate", float)
+    if not math.isfinite(rate):
+        raise r.fail("rate", "must be finite")
+    return TraceSpec(
+        file=file,
+        rate=rate,
+        duration_s=r.positive("duration_s", float, 100.0),
+        arrival=arrival,
+        burstiness=r.positive("burstiness", float, 1.0),
+        heaviest=heaviest,
+        seed=r.get("seed", int, 0),
+    )
+
+
+def _stress(r: _Reader) -> StressSpec:
+    r.check_keys({"request_timeout_s", "drain_timeout_s", "max_failed_fraction"})
+    frac = r.get("max_failed_fraction", float, _STRESS.max_failed_fraction)
+    if not 0.0 <= frac <= 1.0:
+        raise r.fail("max_failed_fraction", f"must be within [0, 1], got {frac}")
+    return StressSpec(
+        request_timeout_s=r.positive("request_timeout_s", float, _STRESS.request_timeout_s),
+        drain_timeout_s=r.positive("drain_timeout_s", float, _STRESS.drain_timeout_s),
+        max_failed_fraction=frac,
+    )
+
+
+def _params(r: _Reader) -> tuple[ParamSpec, ...]:
+    if not r.table:
+        raise r.fail("", "a study needs at least one parameter to tune under [params.NAME]")
+    result = []
+    for name in r.table:
+        if not name.isidentifier():
+            raise r.fail(name, "parameter names use underscores, e.g. max_num_seqs")
+        result.append(_param(name, r.sub(name)))
+    return tuple(result)
+
+
+def _param(name: str, r: _Reader) -> ParamSpec:
+    r.check_keys({"type", "low", "high", "choices", "log", "default"})
+    kind_raw = r.get("type", str)
+    try:
+        kind = ParamKind(kind_raw)
+    except ValueError:
+        raise r.fail("type", f"expected one of {[k.value for k in ParamKind]}, got {kind_raw!r}")
+    log = r.get("log", bool, False)
+    default: Value | None
+    if kind is ParamKind.BOOL:
+        default = r.get("default", bool, None)
+        return ParamSpec(name, kind, choices=(False, True), default=default)
+    if kind is ParamKind.ENUM:
+        choices = r.get("choices", list)
+        if len(choices) < 2:
+            raise r.fail("choices", "an enum needs at least two choices")
+        if len(set(map(repr, choices))) != len(choices):
+            raise r.fail("choices", "lists a choice twice")
+        for i, c in enumerate(choices):
+            if not isinstance(c, int | float | str) or isinstance(c, bool):
+                raise r.fail(f"choices[{i}]", "expected a number or a string")
+        default = r.get("default", (int, float, str), None)
+        if default is not None and default not in choices:
+            raise r.fail("default", f"{default!r} is not one of the choices {choices}")
+        return ParamSpec(name, kind, choices=tuple(choices), default=default)
+    num = int if kind is ParamKind.INT else float
+    low = r.get("low", num)
+    high = r.get("high", num)
+    if low >= high:
+        raise r.fail("high", f"must be greater than low ({low}), got {high}")
+    if log and low <= 0:
+        raise r.fail("low", f"must be > 0 on a log scale, got {low}")
+    default = r.get("default", num, None)
+    if default is not None and not low <= default <= high:
+        raise r.fail("default", f"{default} is outside [{low}, {high}]")
+    return ParamSpec(name, kind, low=float(low), high=float(high), log=log, default=default)
+
+
+def _fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
+    """Values of fixed ``--flag value`` pairs, so constraints may refer to them."""
+    values: dict[str, Value] = {}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            name = arg[2:].replace("-", "_")
+            if "=" in name:
+                name, raw = name.split("=", 1)
+                values[name] = _coerce(raw)
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                values[name] = _coerce(args[i + 1])
+                i += 1
+            elif name.startswith("no_"):
+                values[name[3:]] = False
+            else:
+                values[name] = True
+        i += 1
+    return values
+
+
+def _fixed_flag_names(args: tuple[str, ...]) -> set[str]:
+    return set(_fixed_flag_values(args))
+
+
+def fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
+    """Public form of the fixed-flag parser (used by the launcher and the driver)."""
+    return _fixed_flag_values(args)
+
+
+def _coerce(raw: str) -> Value:
+    for conv in (int, float):
+        try:
+            return conv(raw)
+        except ValueError:
+            pass
+    return raw
