@@ -27,7 +27,8 @@ from scoot.optim.results import best_index
 from scoot.stress.traces import TraceError, read_trace
 from scoot.study import StudyError, StudySpec, load_study
 
-console = Console(highlight=False)
+# Piped output (CI logs, `make demo | tee`) gets a wide table instead of an 80-column squeeze.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False)
 
 

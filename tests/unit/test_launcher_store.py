@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scoot.domain import Config, FailureKind, Metrics, TrialState
+from scoot.engine.exporters import vllm_serve_command
+from scoot.engine.launcher import build_argv, classify_exit, flags_for
+from scoot.jobs.store import Store, StoreError
+
+
+def test_flags() -> None:
+    assert flags_for({"max_num_seqs": 64, "enable_prefix_caching": False,
+                      "enable_chunked_prefill": True, "gpu_memory_utilization": 0.85}) == [
+        "--enable-chunked-prefill", "--no-enable-prefix-caching",
+        "--gpu-memory-utilization", "0.85", "--max-num-seqs", "64",
+    ]
+
+
+def test_argv_template_and_export() -> None:
+    argv = build_argv("vllm", (), {"model": "m", "host": "127.0.0.1", "port": "9", "gpu": "x"},
+                      ["--max-model-len", "8192"], {"max_num_seqs": 8})
+    assert argv == ["vllm", "serve", "m", "--host", "127.0.0.1", "--port", "9",
+                    "--max-model-len", "8192", "--max-num-seqs", "8"]
+    with pytest.raises(ValueError, match="placeholder"):
+        build_argv("command", ["x", "{nope}"], {}, [], {})
+    assert vllm_serve_command("Qwen/Qwen3-8B", ["--max-model-len", "8192"],
+                              {"max_num_seqs": 8}) == (
+        "vllm serve Qwen/Qwen3-8B --max-model-len 8192 --max-num-seqs 8")
+
+
+@pytest.mark.parametrize(
+    ("code", "log", "kind"),
+    [
+        (1, "ValueError: No available memory for the cache blocks. Try increasing",
+         FailureKind.STARTUP_OOM),
+        (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+         FailureKind.STARTUP_OOM),
+        (1, "ValueError: To serve at least one request with the models's max seq len (131072), "
+            "(16.00 GiB KV cache is needed, which is larger than the available KV cache memory",
+         FailureKind.KV_CACHE_TOO_SMALL),
+        (2, "vllm serve: error: unrecognized arguments: --use-v2-block-manager",
+         FailureKind.INVALID_ARGS),
+        (1, "ValueError: max_num_batched_tokens (256) must be greater than or equal to "
+            "max_num_seqs (512).", FailureKind.INVALID_ARGS),
+        (-11, "Segmentation fault", FailureKind.STARTUP_CRASH),
+    ],
+)
+def test_classify(code: int, log: str, kind: FailureKind) -> None:
+    got = classify_exit(code, "INFO starting\n" + log + "\n")
+    assert got.kind is kind
+    assert got.message
+
+
+def _metrics(p95: float) -> Metrics:
+    z = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
+    z.update(completed=10, failed=0, p95_e2el_ms=p95, duration_s=1.0)
+    return Metrics(**z)
+
+
+def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    study, created = store.open_study("a", '{"x": 1}')
+    assert created
+    t0 = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
+    t1 = store.add_trial(study.id, Config.of({"max_num_seqs": 16}), "sobol")
+    assert (t0.number, t1.number, t0.state) == (0, 1, TrialState.QUEUED)
+    store.mark_running(t0.id, "0", 1234, "cmd", "log")
+    store.finish(t0.id, TrialState.COMPLETED, metrics=_metrics(5.0))
+    store.finish(t1.id, TrialState.FAILED, failure=FailureKind.STARTUP_OOM, message="oom")
+    with pytest.raises(StoreError, match="not running"):
+        store.finish(t0.id, TrialState.FAILED)  # an outcome is never recorded twice
+    store.close()
+
+    again = Store(tmp_path / "s.db")
+    study2, created2 = again.open_study("a", '{"x": 1}')
+    assert (study2.id, created2) == (study.id, False)
+    obs = again.observations(study.id)
+    assert [o.feasible for o in obs] == [True, False]
+    assert obs[0].metrics is not None and obs[0].metrics.p95_e2el_ms == 5.0
+    assert obs[1].failure is FailureKind.STARTUP_OOM
+    with pytest.raises(StoreError, match="different definition"):
+        again.open_study("a", '{"x": 2}')

@@ -1,0 +1,39 @@
+"""Hand-computed metrics for small timelines (vLLM bench serve definitions)."""
+
+from __future__ import annotations
+
+import pytest
+
+from scoot.stress.metrics import RequestRecord, compute
+
+
+def rec(ttft: float, latency: float, out: int, itl: list[float], *, ok: bool = True,
+        prompt: int = 10) -> RequestRecord:
+    return RequestRecord(0.0, 0.0, ttft, latency, itl, prompt, out, ok, "" if ok else "x")
+
+
+def test_hand_computed() -> None:
+    records = [
+        rec(0.1, 0.5, 5, [0.1, 0.1, 0.1, 0.1]),   # tpot (0.5-0.1)/4 = 0.1
+        rec(0.3, 0.3, 1, []),                     # one token: no TPOT sample
+        rec(0.2, 1.2, 3, [0.4, 0.6]),             # tpot (1.2-0.2)/2 = 0.5
+        rec(0.0, 0.0, 0, [], ok=False),           # failed: only in `failed`
+    ]
+    m = compute(records, duration=2.0)
+    assert m.completed == 3
+    assert m.failed == 1
+    assert m.request_throughput == pytest.approx(1.5)
+    assert m.output_throughput == pytest.approx(9 / 2.0)
+    assert m.total_token_throughput == pytest.approx((30 + 9) / 2.0)
+    assert m.mean_ttft_ms == pytest.approx(200.0)
+    assert m.median_ttft_ms == pytest.approx(200.0)
+    assert m.mean_tpot_ms == pytest.approx(300.0)
+    assert m.mean_itl_ms == pytest.approx(1.4 / 6 * 1e3)
+    assert m.mean_e2el_ms == pytest.approx((500 + 300 + 1200) / 3)
+    # np.percentile linear interpolation over [300, 500, 1200]: rank 1.9 -> 500 + 0.9*700
+    assert m.p95_e2el_ms == pytest.approx(1130.0)
+
+
+def test_all_failed_gives_zeros_not_errors() -> None:
+    m = compute([rec(0, 0, 0, [], ok=False)] * 3, duration=1.0)
+    assert (m.completed, m.failed, m.mean_ttft_ms, m.request_throughput) == (0, 3, 0.0, 0.0)

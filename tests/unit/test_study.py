@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import re
+
+import pytest
+
+from scoot.cli import demo_study_path
+from scoot.domain import Objective, ParamKind
+from scoot.study import StudyError, load_study
+
+EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", [*EXAMPLES, demo_study_path()], ids=lambda p: p.name)
+def test_shipped_studies_load(path: Path) -> None:
+    spec = load_study(path)
+    assert spec.params
+    assert spec.defaults is not None, "the engine default is the baseline: every param needs one"
+
+
+def test_examples_cover_every_objective_kind() -> None:
+    kinds = {tuple(sorted(o.value for o in load_study(p).objectives)) for p in EXAMPLES}
+    assert kinds == {("throughput",), ("p95_latency",), ("tpot", "ttft")}
+
+
+def test_valid_study_fields(make_study: Callable[..., Path]) -> None:
+    spec = load_study(make_study(budget=7))
+    assert spec.budget == 7
+    assert spec.objectives == (Objective.P95_LATENCY,)
+    assert [p.kind for p in spec.params] == [ParamKind.INT, ParamKind.INT, ParamKind.BOOL]
+    assert spec.params[0].log
+    assert spec.defaults == {
+        "max_num_seqs": 256,
+        "max_num_batched_tokens": 2048,
+        "enable_prefix_caching": True,
+    }
+
+
+@pytest.mark.parametrize(
+    ("extra", "key", "words"),
+    [
+        ("\n[params.x]\ntype = 'int'\nlow = 5\nhigh = 5\n", "params.x.high", "greater than low"),
+        ("\n[params.x]\ntype = 'int'\nlow = 0\nhigh = 5\nlog = true\n", "params.x.low", "> 0"),
+        ("\n[params.x]\ntype = 'float'\nlow = 'a'\nhigh = 5\n", "params.x.low", "expected float"),
+        ("\n[params.x]\ntype = 'enum'\nchoices = [1]\n", "params.x.choices", "two choices"),
+        ("\n[params.x]\ntype = 'int'\nlow = 1\nhigh = 5\ndefault = 9\n", "params.x.default",
+         "outside"),
+        ("\n[params.x]\ntype = 'integer'\n", "params.x.type", "expected one of"),
+        ("\n[params.x]\ntype = 'bool'\nrange = 3\n", "params.x.range", "unknown key"),
+    ],
+)
+def test_bad_params_name_the_key(
+    make_study: Callable[..., Path], extra: str, key: str, words: str
+) -> None:
+    path = make_study(extra=extra)
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    msg = str(info.value)
+    assert msg.startswith(f"{path}: key '{key}'")
+    assert words in msg
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key"),
+    [
+        ("budget = 4", "budget = 0", "budget"),
+        ("budget = 4", "budget = 'x'", "budget"),
+        ("rate = 8.0", "rate = -1", "trace.rate"),
+        ('kind = "embedded"', 'kind = "tgi"', "engine.kind"),
+        ('objectives = ["p95_latency"]', 'objectives = ["ttft"]', "objectives"),
+        ('objectives = ["p95_latency"]', 'objectives = ["speed"]', "objectives[0]"),
+        ("seed = 1", "seed = 1\ncolour = 'red'", "colour"),
+        ('"max_num_batched_tokens >= max_num_seqs"', '"max_tokens >= 1"', "constraints[0]"),
+        ('"max_num_batched_tokens >= max_num_seqs"', '"__import__(1)"', "constraints[0]"),
+    ],
+)
+def test_bad_values_name_file_and_key(
+    make_study: Callable[..., Path], old: str, new: str, key: str
+) -> None:
+    path = make_study()
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+    with pytest.raises(StudyError, match="^" + re.escape(f"{path}: key '{key}") + r"(\.|')"):
+        load_study(path)
+
+
+def test_missing_trace_file(make_study: Callable[..., Path], tmp_path: Path) -> None:
+    path = make_study()
+    path.write_text(path.read_text().replace(str(tmp_path / "tiny.jsonl"), "nope.jsonl"))
+    with pytest.raises(StudyError, match="key 'trace.file': no such trace file"):
+        load_study(path)
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("name = \n")
+    with pytest.raises(StudyError, match=rf"^{path}: not valid TOML"):
+        load_study(path)
+
+
+def test_defaults_must_satisfy_constraints(make_study: Callable[..., Path]) -> None:
+    path = make_study()
+    text = path.read_text().replace('"max_num_batched_tokens >= max_num_seqs"', '"max_num_seqs < 100"')
+    path.write_text(text)
+    with pytest.raises(StudyError, match="defaults violate"):
+        load_study(path)
