@@ -78,7 +78,10 @@ default = true
 @pytest.fixture
 def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
     def make(
-        name: str = "t", budget: int = 4, duration: float = 1.5, startup: float = 0.2,
+        name: str = "t",
+        budget: int = 4,
+        duration: float = 1.5,
+        startup: float = 0.2,
         extra: str = "",
     ) -> Path:
         path = tmp_path / f"{name}.toml"

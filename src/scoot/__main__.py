@@ -1,3 +1,5 @@
-from scoot.cli import main
 import sys
+
+from scoot.cli import main
+
 sys.exit(main())

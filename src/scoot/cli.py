@@ -29,7 +29,6 @@ from scoot.study import StudyError, StudySpec, load_study
 
 # Piped output (CI logs, `make demo | tee`) gets a wide table instead of an 80-column squeeze.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False)
 
 
 def data_dir(explicit: str | None = None) -> Path:
@@ -57,10 +56,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(ns.func(ns))
     except (StudyError, TraceError, StoreError) as exc:
-        err.print(f"scoot: error: {exc}", markup=False)
+        print(f"scoot: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        err.print("scoot: interrupted; run the same command again to continue the study")
+        print("scoot: interrupted; run the same command again to continue", file=sys.stderr)
         return 130
 
 

@@ -94,7 +94,7 @@ class StudySpec:
         """A canonical JSON form; two specs are the same study when these are equal."""
         data = asdict(self)
         data.pop("source")
-        return json.dumps(data, sort_keys=True, default=str)
+        return json.dumps(data, sort_keys=True, default=_canonical)
 
 
 _STRESS = StressSpec()
@@ -194,7 +194,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
         if not isinstance(gpu_set, str) or not all(
             part.strip().isdigit() for part in gpu_set.split(",")
         ):
-            raise top.fail(f"gpu_sets[{i}]", f"expected a GPU list such as \"0,1\", got {gpu_set!r}")
+            raise top.fail(f"gpu_sets[{i}]", f'expected a GPU list such as "0,1", got {gpu_set!r}')
     if len(set(gpu_sets)) != len(gpu_sets):
         raise top.fail("gpu_sets", "lists a GPU set twice")
 
@@ -231,9 +231,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
         values = {**_fixed_flag_values(engine.args), **defaults}
         for i, c in enumerate(spec.constraints):
             if not c.holds(values):
-                raise top.fail(
-                    f"constraints[{i}]", f"the parameters' defaults violate {c.expr!r}"
-                )
+                raise top.fail(f"constraints[{i}]", f"the parameters' defaults violate {c.expr!r}")
     return spec
 
 
@@ -264,7 +262,7 @@ def _engine(r: _Reader) -> EngineSpec:
         raise r.fail("kind", f"expected one of {list(ENGINE_KINDS)}, got {kind!r}")
     command = _str_list(r, "command")
     if kind == "command" and not command:
-        raise r.fail("command", "required when kind = \"command\"")
+        raise r.fail("command", 'required when kind = "command"')
     env_table = r.get("env", dict, {})
     env = []
     for key, value in env_table.items():
@@ -347,7 +345,9 @@ def _param(name: str, r: _Reader) -> ParamSpec:
     try:
         kind = ParamKind(kind_raw)
     except ValueError:
-        raise r.fail("type", f"expected one of {[k.value for k in ParamKind]}, got {kind_raw!r}")
+        raise r.fail(
+            "type", f"expected one of {[k.value for k in ParamKind]}, got {kind_raw!r}"
+        ) from None
     log = r.get("log", bool, False)
     default: Value | None
     if kind is ParamKind.BOOL:
@@ -408,6 +408,13 @@ def _fixed_flag_names(args: tuple[str, ...]) -> set[str]:
 def fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
     """Public form of the fixed-flag parser (used by the launcher and the driver)."""
     return _fixed_flag_values(args)
+
+
+def _canonical(value: object) -> object:
+    # Sets (a constraint's names) in a stable order: str hashing is randomised per process.
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    return str(value)
 
 
 def _coerce(raw: str) -> Value:

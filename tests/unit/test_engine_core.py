@@ -52,25 +52,41 @@ def test_crash_rules_where_vllm_crashes() -> None:
     # Llama-3.1-8B at its full 128k context needs 16 GiB of KV: not on a 24 GB card.
     assert _kind(EngineArgs(model="llama-3.1-8b", gpu="a10")) == "kv_cache_too_small"
     # Too little memory left for any KV block.
-    assert _kind(EngineArgs(model="llama-3.1-8b", gpu="a10", max_model_len=8192,
-                            gpu_memory_utilization=0.7)) == "startup_oom"
+    assert (
+        _kind(
+            EngineArgs(
+                model="llama-3.1-8b", gpu="a10", max_model_len=8192, gpu_memory_utilization=0.7
+            )
+        )
+        == "startup_oom"
+    )
     assert _kind(EngineArgs(max_num_seqs=512, max_num_batched_tokens=256)) == "invalid_args"
-    assert _kind(EngineArgs(enable_chunked_prefill=False, max_num_batched_tokens=2048,
-                            max_model_len=8192)) == "invalid_args"
+    assert (
+        _kind(
+            EngineArgs(
+                enable_chunked_prefill=False, max_num_batched_tokens=2048, max_model_len=8192
+            )
+        )
+        == "invalid_args"
+    )
     assert _kind(EngineArgs(tensor_parallel_size=2)) == "invalid_args"  # one GPU in the set
-    assert _kind(EngineArgs(model="qwen2.5-1.5b", tensor_parallel_size=8,
-                            gpus_available=8)) == "invalid_args"  # 12 heads, TP 8
+    assert (
+        _kind(EngineArgs(model="qwen2.5-1.5b", tensor_parallel_size=8, gpus_available=8))
+        == "invalid_args"
+    )  # 12 heads, TP 8
 
 
 def test_bigger_token_budget_trades_tpot_for_ttft() -> None:
     """The paper's appendix A.2: larger batches lower TTFT and raise TPOT."""
     reqs = [SimRequest(i * 0.05, list(range(i, i + 2000)), 100) for i in range(300)]
-    small = _summary(EngineArgs(gpu="h100", max_model_len=8192, max_num_batched_tokens=512,
-                               max_num_seqs=256),
-                     reqs)
-    large = _summary(EngineArgs(gpu="h100", max_model_len=8192, max_num_batched_tokens=8192,
-                               max_num_seqs=256),
-                     reqs)
+    small = _summary(
+        EngineArgs(gpu="h100", max_model_len=8192, max_num_batched_tokens=512, max_num_seqs=256),
+        reqs,
+    )
+    large = _summary(
+        EngineArgs(gpu="h100", max_model_len=8192, max_num_batched_tokens=8192, max_num_seqs=256),
+        reqs,
+    )
     assert large[0] < small[0] * 0.8
     assert large[1] > small[1] * 1.1
 
@@ -84,8 +100,13 @@ def _summary(args: EngineArgs, reqs: list[SimRequest]) -> tuple[float, float]:
 
 
 def test_preemption_when_kv_runs_out() -> None:
-    args = EngineArgs(model="llama-3.1-8b", gpu="a10", max_model_len=8192,
-                      gpu_memory_utilization=0.85, max_num_seqs=256)
+    args = EngineArgs(
+        model="llama-3.1-8b",
+        gpu="a10",
+        max_model_len=8192,
+        gpu_memory_utilization=0.85,
+        max_num_seqs=256,
+    )
     resolved = args.resolved()
     plan = resolved.plan()
     sched = Scheduler(resolved, plan)
@@ -105,8 +126,9 @@ def test_prefix_caching_hits_shared_prefix() -> None:
     reqs = [SimRequest(i * 0.5, shared + [5000 + i] * 64, 4) for i in range(10)]
     on = EngineArgs(gpu="h100", max_model_len=4096)
     recs_on = simulate(on, reqs)
-    recs_off = simulate(EngineArgs(gpu="h100", max_model_len=4096, enable_prefix_caching=False),
-                        reqs)
+    recs_off = simulate(
+        EngineArgs(gpu="h100", max_model_len=4096, enable_prefix_caching=False), reqs
+    )
     ttft_on = sum(r.first_token - r.arrival for r in recs_on[1:] if r)
     ttft_off = sum(r.first_token - r.arrival for r in recs_off[1:] if r)
     assert ttft_on < ttft_off * 0.6

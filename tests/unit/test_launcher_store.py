@@ -11,39 +11,81 @@ from scoot.jobs.store import Store, StoreError
 
 
 def test_flags() -> None:
-    assert flags_for({"max_num_seqs": 64, "enable_prefix_caching": False,
-                      "enable_chunked_prefill": True, "gpu_memory_utilization": 0.85}) == [
-        "--enable-chunked-prefill", "--no-enable-prefix-caching",
-        "--gpu-memory-utilization", "0.85", "--max-num-seqs", "64",
+    assert flags_for(
+        {
+            "max_num_seqs": 64,
+            "enable_prefix_caching": False,
+            "enable_chunked_prefill": True,
+            "gpu_memory_utilization": 0.85,
+        }
+    ) == [
+        "--enable-chunked-prefill",
+        "--no-enable-prefix-caching",
+        "--gpu-memory-utilization",
+        "0.85",
+        "--max-num-seqs",
+        "64",
     ]
 
 
 def test_argv_template_and_export() -> None:
-    argv = build_argv("vllm", (), {"model": "m", "host": "127.0.0.1", "port": "9", "gpu": "x"},
-                      ["--max-model-len", "8192"], {"max_num_seqs": 8})
-    assert argv == ["vllm", "serve", "m", "--host", "127.0.0.1", "--port", "9",
-                    "--max-model-len", "8192", "--max-num-seqs", "8"]
+    argv = build_argv(
+        "vllm",
+        (),
+        {"model": "m", "host": "127.0.0.1", "port": "9", "gpu": "x"},
+        ["--max-model-len", "8192"],
+        {"max_num_seqs": 8},
+    )
+    assert argv == [
+        "vllm",
+        "serve",
+        "m",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "9",
+        "--max-model-len",
+        "8192",
+        "--max-num-seqs",
+        "8",
+    ]
     with pytest.raises(ValueError, match="placeholder"):
         build_argv("command", ["x", "{nope}"], {}, [], {})
-    assert vllm_serve_command("Qwen/Qwen3-8B", ["--max-model-len", "8192"],
-                              {"max_num_seqs": 8}) == (
-        "vllm serve Qwen/Qwen3-8B --max-model-len 8192 --max-num-seqs 8")
+    assert vllm_serve_command(
+        "Qwen/Qwen3-8B", ["--max-model-len", "8192"], {"max_num_seqs": 8}
+    ) == ("vllm serve Qwen/Qwen3-8B --max-model-len 8192 --max-num-seqs 8")
 
 
 @pytest.mark.parametrize(
     ("code", "log", "kind"),
     [
-        (1, "ValueError: No available memory for the cache blocks. Try increasing",
-         FailureKind.STARTUP_OOM),
-        (1, "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
-         FailureKind.STARTUP_OOM),
-        (1, "ValueError: To serve at least one request with the models's max seq len (131072), "
+        (
+            1,
+            "ValueError: No available memory for the cache blocks. Try increasing",
+            FailureKind.STARTUP_OOM,
+        ),
+        (
+            1,
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+            FailureKind.STARTUP_OOM,
+        ),
+        (
+            1,
+            "ValueError: To serve at least one request with the models's max seq len (131072), "
             "(16.00 GiB KV cache is needed, which is larger than the available KV cache memory",
-         FailureKind.KV_CACHE_TOO_SMALL),
-        (2, "vllm serve: error: unrecognized arguments: --use-v2-block-manager",
-         FailureKind.INVALID_ARGS),
-        (1, "ValueError: max_num_batched_tokens (256) must be greater than or equal to "
-            "max_num_seqs (512).", FailureKind.INVALID_ARGS),
+            FailureKind.KV_CACHE_TOO_SMALL,
+        ),
+        (
+            2,
+            "vllm serve: error: unrecognized arguments: --use-v2-block-manager",
+            FailureKind.INVALID_ARGS,
+        ),
+        (
+            1,
+            "ValueError: max_num_batched_tokens (256) must be greater than or equal to "
+            "max_num_seqs (512).",
+            FailureKind.INVALID_ARGS,
+        ),
         (-11, "Segmentation fault", FailureKind.STARTUP_CRASH),
     ],
 )

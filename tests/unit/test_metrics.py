@@ -7,17 +7,18 @@ import pytest
 from scoot.stress.metrics import RequestRecord, compute
 
 
-def rec(ttft: float, latency: float, out: int, itl: list[float], *, ok: bool = True,
-        prompt: int = 10) -> RequestRecord:
+def rec(
+    ttft: float, latency: float, out: int, itl: list[float], *, ok: bool = True, prompt: int = 10
+) -> RequestRecord:
     return RequestRecord(0.0, 0.0, ttft, latency, itl, prompt, out, ok, "" if ok else "x")
 
 
 def test_hand_computed() -> None:
     records = [
-        rec(0.1, 0.5, 5, [0.1, 0.1, 0.1, 0.1]),   # tpot (0.5-0.1)/4 = 0.1
-        rec(0.3, 0.3, 1, []),                     # one token: no TPOT sample
-        rec(0.2, 1.2, 3, [0.4, 0.6]),             # tpot (1.2-0.2)/2 = 0.5
-        rec(0.0, 0.0, 0, [], ok=False),           # failed: only in `failed`
+        rec(0.1, 0.5, 5, [0.1, 0.1, 0.1, 0.1]),  # tpot (0.5-0.1)/4 = 0.1
+        rec(0.3, 0.3, 1, []),  # one token: no TPOT sample
+        rec(0.2, 1.2, 3, [0.4, 0.6]),  # tpot (1.2-0.2)/2 = 0.5
+        rec(0.0, 0.0, 0, [], ok=False),  # failed: only in `failed`
     ]
     m = compute(records, duration=2.0)
     assert m.completed == 3

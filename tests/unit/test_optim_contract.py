@@ -21,8 +21,9 @@ PARAMS = (
 )
 CONSTRAINTS = (
     Constraint.parse("max_num_batched_tokens >= max_num_seqs"),
-    Constraint.parse("max_num_batched_tokens >= max_model_len if not enable_chunked_prefill "
-                     "else True"),
+    Constraint.parse(
+        "max_num_batched_tokens >= max_model_len if not enable_chunked_prefill else True"
+    ),
 )
 SPACE = SearchSpace(PARAMS, CONSTRAINTS, {"max_model_len": 8192})
 
@@ -36,8 +37,10 @@ def suggester(request: pytest.FixtureRequest) -> Suggester:
 
 def _history(n: int, feasible: bool = True) -> list[Observation]:
     configs = SobolSuggester(SPACE).sample(n, np.random.default_rng(99))
-    return [Observation(c, feasible, None, None if feasible else FailureKind.STARTUP_OOM)
-            for c in configs]
+    return [
+        Observation(c, feasible, None, None if feasible else FailureKind.STARTUP_OOM)
+        for c in configs
+    ]
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -86,9 +89,15 @@ def test_does_not_touch_global_random_state(suggester: Suggester) -> None:
 
 
 def test_space_round_trip() -> None:
-    c = Config.of({"max_num_seqs": 64, "max_num_batched_tokens": 4096,
-                   "enable_chunked_prefill": False, "block_size": 32,
-                   "gpu_memory_utilization": 0.8})
+    c = Config.of(
+        {
+            "max_num_seqs": 64,
+            "max_num_batched_tokens": 4096,
+            "enable_chunked_prefill": False,
+            "block_size": 32,
+            "gpu_memory_utilization": 0.8,
+        }
+    )
     assert SPACE.decode(SPACE.encode(c)) == c
 
 

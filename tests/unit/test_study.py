@@ -1,9 +1,8 @@
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
-
-import re
 
 import pytest
 
@@ -46,8 +45,11 @@ def test_valid_study_fields(make_study: Callable[..., Path]) -> None:
         ("\n[params.x]\ntype = 'int'\nlow = 0\nhigh = 5\nlog = true\n", "params.x.low", "> 0"),
         ("\n[params.x]\ntype = 'float'\nlow = 'a'\nhigh = 5\n", "params.x.low", "expected float"),
         ("\n[params.x]\ntype = 'enum'\nchoices = [1]\n", "params.x.choices", "two choices"),
-        ("\n[params.x]\ntype = 'int'\nlow = 1\nhigh = 5\ndefault = 9\n", "params.x.default",
-         "outside"),
+        (
+            "\n[params.x]\ntype = 'int'\nlow = 1\nhigh = 5\ndefault = 9\n",
+            "params.x.default",
+            "outside",
+        ),
         ("\n[params.x]\ntype = 'integer'\n", "params.x.type", "expected one of"),
         ("\n[params.x]\ntype = 'bool'\nrange = 3\n", "params.x.range", "unknown key"),
     ],
@@ -91,7 +93,7 @@ def test_bad_values_name_file_and_key(
 def test_missing_trace_file(make_study: Callable[..., Path], tmp_path: Path) -> None:
     path = make_study()
     path.write_text(path.read_text().replace(str(tmp_path / "tiny.jsonl"), "nope.jsonl"))
-    with pytest.raises(StudyError, match="key 'trace.file': no such trace file"):
+    with pytest.raises(StudyError, match=r"key 'trace\.file': no such trace file"):
         load_study(path)
 
 
@@ -104,7 +106,9 @@ def test_not_toml(tmp_path: Path) -> None:
 
 def test_defaults_must_satisfy_constraints(make_study: Callable[..., Path]) -> None:
     path = make_study()
-    text = path.read_text().replace('"max_num_batched_tokens >= max_num_seqs"', '"max_num_seqs < 100"')
+    text = path.read_text().replace(
+        '"max_num_batched_tokens >= max_num_seqs"', '"max_num_seqs < 100"'
+    )
     path.write_text(text)
     with pytest.raises(StudyError, match="defaults violate"):
         load_study(path)

@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from scoot.stress.traces import HASH_BLOCK, TraceError, TraceRequest, heaviest, prompt_tokens, read_trace
+from scoot.stress.traces import (
+    HASH_BLOCK,
+    TraceError,
+    TraceRequest,
+    heaviest,
+    prompt_tokens,
+    read_trace,
+)
 
 
 def test_reads_internal_format(tmp_path: Path) -> None:

@@ -174,7 +174,9 @@ class EngineProcess:
                 pass
         except urllib.error.HTTPError as exc:
             detail = exc.read().decode(errors="replace")[:300]
-            return LaunchFailure(FailureKind.INVALID_ARGS, f"probe request: HTTP {exc.code}: {detail}")
+            return LaunchFailure(
+                FailureKind.INVALID_ARGS, f"probe request: HTTP {exc.code}: {detail}"
+            )
         except (urllib.error.URLError, OSError) as exc:
             code = self.proc.poll()
             if code is not None:
@@ -265,17 +267,33 @@ def log_tail(path: Path, lines: int = 20) -> str:
 
 # Log patterns, checked in order; the first that matches names the failure kind.
 _PATTERNS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
-    (FailureKind.KV_CACHE_TOO_SMALL, ("KV cache is needed, which is larger than the available",
-                                      "estimated maximum model length")),
-    (FailureKind.STARTUP_OOM, ("CUDA out of memory", "OutOfMemoryError",
-                               "No available memory for the cache blocks")),
-    (FailureKind.INVALID_ARGS, ("error: argument", "error: unrecognized arguments",
-                                "invalid choice", "must be greater than or equal to",
-                                "is smaller than max_model_len", "must be divisible by",
-                                "exceeds the total number of available GPUs",
-                                "cannot be greater than the max_model_len",
-                                "is greater than the derived max_model_len",
-                                "ValidationError", "is not a valid model identifier")),
+    (
+        FailureKind.KV_CACHE_TOO_SMALL,
+        (
+            "KV cache is needed, which is larger than the available",
+            "estimated maximum model length",
+        ),
+    ),
+    (
+        FailureKind.STARTUP_OOM,
+        ("CUDA out of memory", "OutOfMemoryError", "No available memory for the cache blocks"),
+    ),
+    (
+        FailureKind.INVALID_ARGS,
+        (
+            "error: argument",
+            "error: unrecognized arguments",
+            "invalid choice",
+            "must be greater than or equal to",
+            "is smaller than max_model_len",
+            "must be divisible by",
+            "exceeds the total number of available GPUs",
+            "cannot be greater than the max_model_len",
+            "is greater than the derived max_model_len",
+            "ValidationError",
+            "is not a valid model identifier",
+        ),
+    ),
 )
 
 
@@ -288,7 +306,8 @@ def classify_exit(code: int, log: str) -> LaunchFailure:
     if code == 2:
         return LaunchFailure(FailureKind.INVALID_ARGS, _last_lines(log))
     return LaunchFailure(
-        FailureKind.STARTUP_CRASH, f"exited with status {code} during start-up:\n{_last_lines(log)}"
+        FailureKind.STARTUP_CRASH,
+        f"exited with status {code} during start-up:\n{_last_lines(log)}",
     )
 
 

@@ -56,8 +56,12 @@ def evaluate(
 ) -> TrialState:
     """Run ``trial`` to an outcome and record it; returns the final state."""
     port = free_port()
-    fields = {"model": spec.engine.model, "gpu": spec.engine.gpu, "host": "127.0.0.1",
-              "port": str(port)}
+    fields = {
+        "model": spec.engine.model,
+        "gpu": spec.engine.gpu,
+        "host": "127.0.0.1",
+        "port": str(port),
+    }
     argv = build_argv(
         spec.engine.kind, spec.engine.command, fields, spec.engine.args, trial.config.as_dict()
     )
@@ -67,8 +71,12 @@ def evaluate(
             argv, gpu_set=gpu_set, port=port, log_path=log_path, env=dict(spec.engine.env)
         )
     except OSError as exc:
-        store.finish(trial.id, TrialState.FAILED, failure=FailureKind.STARTUP_CRASH,
-                     message=f"cannot start {argv[0]}: {exc.strerror}")
+        store.finish(
+            trial.id,
+            TrialState.FAILED,
+            failure=FailureKind.STARTUP_CRASH,
+            message=f"cannot start {argv[0]}: {exc.strerror}",
+        )
         return TrialState.FAILED
     store.mark_running(trial.id, gpu_set, engine.pgid, shlex.join(argv), str(log_path))
     stop_beat = threading.Event()
@@ -77,8 +85,9 @@ def evaluate(
     try:
         failure = engine.wait_ready(spec.engine.startup_timeout_s, spec.engine.model)
         if failure is not None:
-            store.finish(trial.id, TrialState.FAILED, failure=failure.kind,
-                         message=failure.message)
+            store.finish(
+                trial.id, TrialState.FAILED, failure=failure.kind, message=failure.message
+            )
             return TrialState.FAILED
         result = run_stress_sync(
             StressPlan(
@@ -91,9 +100,13 @@ def evaluate(
             )
         )
         metrics = compute(result.records, result.duration)
-        state, kind, message = judge(metrics, result.aborted, engine.alive(),
-                                     spec.stress.max_failed_fraction,
-                                     [r.error for r in result.records if r.error])
+        state, kind, message = judge(
+            metrics,
+            result.aborted,
+            engine.alive(),
+            spec.stress.max_failed_fraction,
+            [r.error for r in result.records if r.error],
+        )
         if state is TrialState.FAILED and not engine.alive():
             message = f"{message}\nengine log tail:\n{engine.log_tail(8)}"
         store.finish(trial.id, state, metrics=metrics, failure=kind, message=message)

@@ -9,18 +9,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scoot.domain import Objective
 
 
-def to_minimize(values: Sequence[float], objectives: Sequence[Objective]) -> np.ndarray:
+def to_minimize(values: Sequence[float], objectives: Sequence[Objective]) -> NDArray[np.float64]:
     """Objective values with maximised ones negated, so smaller is better everywhere."""
     arr = np.asarray(values, dtype=float)  # (n_obj,)
     signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
-    return arr * signs
+    result: NDArray[np.float64] = arr * signs
+    return result
 
 
-def pareto_mask(points: np.ndarray) -> np.ndarray:
+def pareto_mask(points: NDArray[np.float64]) -> NDArray[np.float64]:
     """Non-dominated rows of ``points`` (n, m), all objectives minimised."""
     n = len(points)
     keep = np.ones(n, dtype=bool)
@@ -33,7 +35,7 @@ def pareto_mask(points: np.ndarray) -> np.ndarray:
     return keep
 
 
-def hypervolume_2d(points: np.ndarray, ref: np.ndarray) -> float:
+def hypervolume_2d(points: NDArray[np.float64], ref: NDArray[np.float64]) -> float:
     """Area dominated by ``points`` (n, 2) and bounded by ``ref``, both minimised."""
     pts = points[np.all(points < ref, axis=1)]
     if len(pts) == 0:

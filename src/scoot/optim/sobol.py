@@ -1,5 +1,4 @@
-"""Sobol quasi-random sampling: the paper's initial design (§4.1) and its shortfall filler (§4.7).
-"""
+"""Sobol quasi-random sampling: the paper's initial design (§4.1) and shortfall filler (§4.7)."""
 
 from __future__ import annotations
 

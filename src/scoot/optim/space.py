@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scoot.domain import Config, Constraint, ParamKind, ParamSpec, Value
 
@@ -33,7 +34,7 @@ class SearchSpace:
     def dim(self) -> int:
         return len(self.params)
 
-    def decode(self, u: Sequence[float] | np.ndarray) -> Config:
+    def decode(self, u: Sequence[float] | NDArray[np.float64]) -> Config:
         """Map a point of the unit cube to a config."""
         values: dict[str, Value] = {}
         for p, x in zip(self.params, u, strict=True):
@@ -41,7 +42,7 @@ class SearchSpace:
             values[p.name] = _decode_one(p, x)
         return Config.of(values)
 
-    def encode(self, config: Config) -> np.ndarray:
+    def encode(self, config: Config) -> NDArray[np.float64]:
         """Map a config to the unit cube (the centre of its cell for discrete values)."""
         out = np.empty(self.dim)  # (d,)
         for i, p in enumerate(self.params):

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -90,7 +91,7 @@ async def run_stress(plan: StressPlan) -> StressResult:
                         abort_reason.append("engine stopped answering (connection refused)")
                     stop.set()
                 except (aiohttp.ClientError, TimeoutError) as exc:
-                    rec.error = f"{type(exc).__name__}: {exc}" or type(exc).__name__
+                    rec.error = f"{type(exc).__name__}: {exc}"
                 recent.append(rec.success)
                 if (
                     len(recent) == recent.maxlen
@@ -118,23 +119,25 @@ async def run_stress(plan: StressPlan) -> StressResult:
                 records[i].sent = records[i].scheduled
             if tasks:
                 drain_end = time.perf_counter() + plan.drain_timeout_s
-                pending = set(tasks)
+                pending: set[asyncio.Future[Any]] = set(tasks)
                 while pending and not stop.is_set():
                     left = drain_end - time.perf_counter()
                     if left <= 0:
                         break
-                    stopper = asyncio.ensure_future(stop.wait())
-                    done, pending = await asyncio.wait(
+                    stopper: asyncio.Future[Any] = asyncio.ensure_future(stop.wait())
+                    _, pending = await asyncio.wait(
                         pending | {stopper}, timeout=left, return_when=asyncio.FIRST_COMPLETED
                     )
                     pending.discard(stopper)
                     stopper.cancel()
-                for task in pending:
-                    task.cancel()
+                for fut in pending:
+                    fut.cancel()
                 for task, i in zip(tasks, range(len(tasks)), strict=True):
                     if task in pending and not records[i].error:
                         records[i].error = (
-                            "cancelled: run aborted" if stop.is_set() else "timeout: not finished "
+                            "cancelled: run aborted"
+                            if stop.is_set()
+                            else "timeout: not finished "
                             f"{plan.drain_timeout_s:.0f} s after the last send"
                         )
                         records[i].success = False

@@ -46,9 +46,7 @@ def compute(records: Sequence[RequestRecord], duration: float) -> Metrics:
     ok = [r for r in records if r.success]
     ttfts = [r.ttft * 1e3 for r in ok]
     e2els = [r.latency * 1e3 for r in ok]
-    tpots = [
-        (r.latency - r.ttft) / (r.output_tokens - 1) * 1e3 for r in ok if r.output_tokens > 1
-    ]
+    tpots = [(r.latency - r.ttft) / (r.output_tokens - 1) * 1e3 for r in ok if r.output_tokens > 1]
     itls = [gap * 1e3 for r in ok for gap in r.itl]
     out_tokens = sum(r.output_tokens for r in ok)
     in_tokens = sum(r.prompt_tokens for r in ok)

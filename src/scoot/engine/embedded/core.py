@@ -388,8 +388,10 @@ class Scheduler:
         self.priority = a.scheduling_policy == "priority"
         self.pool = BlockPool(plan.num_blocks, a.block_size, a.enable_prefix_caching)
         self.perf = PerfModel(GPUS[a.gpu.lower()], resolved.model_spec, a.tensor_parallel_size)
-        self.graph_limit = 0 if a.enforce_eager else max(
-            [1, *_capture_limit(resolved.max_num_seqs, a.max_cudagraph_capture_size)]
+        self.graph_limit = (
+            0
+            if a.enforce_eager
+            else max([1, *_capture_limit(resolved.max_num_seqs, a.max_cudagraph_capture_size)])
         )
         self.waiting: deque[Request] = deque()
         self._wait_heap: list[tuple[int, float, int, Request]] = []

@@ -89,8 +89,10 @@ class PerfModel:
         comm_s = 0.0
         if self.tp > 1:
             payload = tokens * self.model.hidden * 2 * 2.0 * (self.tp - 1) / self.tp
-            comm_s = 2 * self.model.layers * (
-                payload / (self.gpu.link_gb_s * 1e9) + ALLREDUCE_LATENCY_MS / 1e3
+            comm_s = (
+                2
+                * self.model.layers
+                * (payload / (self.gpu.link_gb_s * 1e9) + ALLREDUCE_LATENCY_MS / 1e3)
             )
         host_ms = STEP_OVERHEAD_MS + PER_SEQ_OVERHEAD_MS * (n_decode + len(shape.prefills))
         if not shape.graphed:
@@ -122,7 +124,7 @@ def cudagraph_capture_sizes(max_num_seqs: int, max_capture: int | None) -> list[
     """Batch sizes vLLM captures graphs for: 1, 2, 4, then multiples of 8 (V1 default list),
     up to ``max_cudagraph_capture_size`` (default min(512, 2 x max_num_seqs))."""
     limit = max_capture if max_capture is not None else min(512, 2 * max_num_seqs)
-    sizes = [1, 2, 4] + list(range(8, 256, 8)) + list(range(256, limit + 1, 16))
+    sizes = [1, 2, 4, *range(8, 256, 8), *range(256, limit + 1, 16)]
     return [s for s in sizes if s <= limit]
 
 

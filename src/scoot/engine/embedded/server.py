@@ -213,7 +213,7 @@ class EngineServer:
                 first = False
                 await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if include_usage:
-                usage = {
+                usage: dict[str, Any] = {
                     "id": rid,
                     "object": "chat.completion.chunk" if chat else "text_completion",
                     "created": created,

@@ -1,0 +1,49 @@
+"""The command line: clear one-line errors, and a short study end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+SCOOT = [sys.executable, "-m", "scoot"]
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*SCOOT, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_broken_study_file_one_line(make_study: Callable[..., Path]) -> None:
+    path = make_study()
+    path.write_text(path.read_text().replace("budget = 4", "budget = -3"))
+    out = run("tune", str(path))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert str(path) in lines[0] and "budget" in lines[0]
+
+
+def test_broken_trace_one_line(make_study: Callable[..., Path], tiny_trace: Path) -> None:
+    path = make_study()
+    with tiny_trace.open("a") as fh:
+        fh.write('{"input_length": 12, "output_length": "many"}\n')
+    out = run("tune", str(path))
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert f"{tiny_trace}:41:" in lines[0] and "output_length" in lines[0]
+
+
+def test_short_study_end_to_end(make_study: Callable[..., Path], scoot_home: Path) -> None:
+    path = make_study(name="e2e", budget=3)
+    out = run("tune", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "vllm serve llama-3.1-8b --max-model-len 4096" in out.stdout
+    status = run("study", "status", "e2e")
+    assert "default" in status.stdout
+    exported = run("export", "e2e", "--format", "json")
+    assert '"max_num_seqs"' in exported.stdout
+    again = run("tune", str(path))  # budget spent: nothing re-runs
+    assert "continuing (3 evaluations done)" in again.stdout
+    assert len(list((scoot_home / "logs").rglob("*.log"))) == 3
