@@ -181,19 +181,13 @@ def cmd_study_list(ns: argparse.Namespace) -> int:
 
 
 def cmd_study_status(ns: argparse.Namespace) -> int:
-    store = _open_existing(ns)
-    study = store.study(ns.name)
-    if study is None:
-        raise StoreError(f"no study named '{ns.name}' in {store.path}")
+    store, study = _open_study(ns)
     report(store, study)
     return 0
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    store = _open_existing(ns)
-    study = store.study(ns.name)
-    if study is None:
-        raise StoreError(f"no study named '{ns.name}' in {store.path}")
+    store, study = _open_study(ns)
     spec = json.loads(study.spec_json)
     trials = store.trials(study.id)
     objectives = [Objective(o) for o in spec["objectives"]]
@@ -215,6 +209,14 @@ def cmd_export(ns: argparse.Namespace) -> int:
     )
     print(text)
     return 0
+
+
+def _open_study(ns: argparse.Namespace) -> tuple[Store, StudyRow]:
+    store = _open_existing(ns)
+    study = store.study(ns.name)
+    if study is None:
+        raise StoreError(f"no study named '{ns.name}' in {store.path}")
+    return store, study
 
 
 def _open_existing(ns: argparse.Namespace) -> Store:
