@@ -203,7 +203,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     stress = _stress(top.sub("stress"))
     params = _params(top.sub("params"))
     names = {p.name for p in params}
-    fixed = _fixed_flag_names(engine.args)
+    fixed = set(fixed_flag_values(engine.args))
     constraints = []
     for i, expr in enumerate(top.get("constraints", list, [])):
         if not isinstance(expr, str):
@@ -228,7 +228,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     )
     defaults = spec.defaults
     if defaults is not None:
-        values = {**_fixed_flag_values(engine.args), **defaults}
+        values = {**fixed_flag_values(engine.args), **defaults}
         for i, c in enumerate(spec.constraints):
             if not c.holds(values):
                 raise top.fail(f"constraints[{i}]", f"the parameters' defaults violate {c.expr!r}")
@@ -379,7 +379,7 @@ def _param(name: str, r: _Reader) -> ParamSpec:
     return ParamSpec(name, kind, low=float(low), high=float(high), log=log, default=default)
 
 
-def _fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
+def fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
     """Values of fixed ``--flag value`` pairs, so constraints may refer to them."""
     values: dict[str, Value] = {}
     i = 0
@@ -399,15 +399,6 @@ def _fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
                 values[name] = True
         i += 1
     return values
-
-
-def _fixed_flag_names(args: tuple[str, ...]) -> set[str]:
-    return set(_fixed_flag_values(args))
-
-
-def fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
-    """Public form of the fixed-flag parser (used by the launcher and the driver)."""
-    return _fixed_flag_values(args)
 
 
 def _canonical(value: object) -> object:

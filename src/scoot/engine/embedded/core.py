@@ -14,8 +14,14 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scoot.engine.embedded.hardware import GIB, GPUS, ModelSpec, find_model
-from scoot.engine.embedded.perf import MemoryPlan, PerfModel, StepShape, plan_memory
+from scoot.engine.embedded.hardware import GIB, GPUS, MODELS, ModelSpec, find_model
+from scoot.engine.embedded.perf import (
+    MemoryPlan,
+    PerfModel,
+    StepShape,
+    cudagraph_capture_sizes,
+    plan_memory,
+)
 
 BLOCK_SIZES = (1, 8, 16, 32, 64, 128)  # vLLM CacheConfig.block_size choices on CUDA
 
@@ -63,7 +69,7 @@ class EngineArgs:
                 "invalid_args",
                 f"OSError: {self.model} is not a local folder and is not a valid model "
                 "identifier listed on 'https://huggingface.co/models' (embedded engine "
-                f"knows: {', '.join(sorted(_model_names()))})",
+                f"knows: {', '.join(sorted(MODELS))})",
             )
         gpu = GPUS.get(self.gpu.lower())
         if gpu is None:
@@ -147,12 +153,6 @@ class EngineArgs:
             max_num_batched_tokens=mnbt,
             max_model_len=mml,
         )
-
-
-def _model_names() -> Iterable[str]:
-    from scoot.engine.embedded.hardware import MODELS
-
-    return MODELS.keys()
 
 
 @dataclass(frozen=True, slots=True)
@@ -388,10 +388,14 @@ class Scheduler:
         self.priority = a.scheduling_policy == "priority"
         self.pool = BlockPool(plan.num_blocks, a.block_size, a.enable_prefix_caching)
         self.perf = PerfModel(GPUS[a.gpu.lower()], resolved.model_spec, a.tensor_parallel_size)
+        # Decode-only batches up to the largest captured size replay a CUDA graph.
         self.graph_limit = (
             0
             if a.enforce_eager
-            else max([1, *_capture_limit(resolved.max_num_seqs, a.max_cudagraph_capture_size)])
+            else max(
+                cudagraph_capture_sizes(resolved.max_num_seqs, a.max_cudagraph_capture_size),
+                default=1,
+            )
         )
         self.waiting: deque[Request] = deque()
         self._wait_heap: list[tuple[int, float, int, Request]] = []
@@ -539,10 +543,6 @@ class Scheduler:
                 self.running.remove(req)
                 self.pool.release(req)
         return emitted
-
-
-def _capture_limit(max_num_seqs: int, max_capture: int | None) -> list[int]:
-    return [max_capture if max_capture is not None else min(512, 2 * max_num_seqs)]
 
 
 @dataclass(frozen=True, slots=True)
