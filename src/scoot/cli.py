@@ -24,7 +24,7 @@ from scoot.domain import Objective, TrialState
 from scoot.engine.exporters import to_json, vllm_serve_command
 from scoot.jobs.store import Store, StoreError, StudyRow, TrialRow
 from scoot.optim.results import best_index
-from scoot.stress.traces import TraceError, read_trace
+from scoot.stress.traces import TraceError, read_trace, summarize
 from scoot.study import StudyError, StudySpec, load_study
 
 # Piped output (CI logs, `make demo | tee`) gets a wide table instead of an 80-column squeeze.
@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
     ss = ssub.add_parser("status", help="a study's trials and best configuration")
     ss.add_argument("name")
     ss.set_defaults(func=cmd_study_status)
+
+    tr = sub.add_parser("trace", help="look at request traces")
+    trsub = tr.add_subparsers(dest="trace_command")
+    ti = trsub.add_parser("inspect", help="counts and length percentiles of a trace")
+    ti.add_argument("file")
+    ti.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    ti.set_defaults(func=cmd_trace_inspect)
 
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
     e.add_argument("name", help="study name")
@@ -208,6 +215,28 @@ def cmd_export(ns: argparse.Namespace) -> int:
         else to_json(model, args, trial.config.as_dict())
     )
     print(text)
+    return 0
+
+
+def cmd_trace_inspect(ns: argparse.Namespace) -> int:
+    summary = summarize(read_trace(ns.file))
+    if ns.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    console.print(
+        f"{ns.file}: {summary['requests']} requests, {summary['with_timestamps']} with "
+        f"timestamps, {summary['with_hash_ids']} with hash_ids"
+    )
+    if summary["rate_rps"]:
+        console.print(f"span {summary['span_s']:.1f} s, mean rate {summary['rate_rps']:.2f} req/s")
+    table = Table("tokens", "mean", "p50", "p90", "p95", "p99", "max")
+    for key in ("input_length", "output_length"):
+        stats = summary[key]
+        assert isinstance(stats, dict)
+        table.add_row(
+            key, *(f"{stats[k]:.0f}" for k in ("mean", "p50", "p90", "p95", "p99", "max"))
+        )
+    console.print(table)
     return 0
 
 

@@ -47,3 +47,16 @@ def test_short_study_end_to_end(make_study: Callable[..., Path], scoot_home: Pat
     again = run("tune", str(path))  # budget spent: nothing re-runs
     assert "continuing (3 evaluations done)" in again.stdout
     assert len(list((scoot_home / "logs").rglob("*.log"))) == 3
+
+
+def test_trace_inspect() -> None:
+    sample = Path(__file__).parents[2] / "sample_traces" / "bot_azure_conv.jsonl"
+    out = run("trace", "inspect", str(sample), "--json")
+    assert out.returncode == 0, out.stderr
+    import json
+
+    summary = json.loads(out.stdout)
+    assert summary["requests"] == 2000
+    assert 0 < summary["input_length"]["p50"] < summary["input_length"]["p99"]
+    table = run("trace", "inspect", str(sample))
+    assert "input_length" in table.stdout and "2000 requests" in table.stdout

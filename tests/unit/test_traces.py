@@ -70,3 +70,18 @@ def test_prompts_have_exact_length_and_shared_prefixes() -> None:
     assert pa[HASH_BLOCK : HASH_BLOCK + 50] != pb[HASH_BLOCK:]
     assert prompt_tokens(c, 2) == pc
     assert prompt_tokens(c, 3)[:16] != pc[:16]
+
+
+def test_summarize_hand_computed() -> None:
+    from scoot.stress.traces import summarize
+
+    reqs = [TraceRequest(i, 10 * i, float(i), (1,) if i == 1 else ()) for i in (1, 2, 3, 4)]
+    s = summarize(reqs)
+    assert s["requests"] == 4
+    assert s["input_length"] == pytest.approx(
+        {"mean": 2.5, "p50": 2.5, "p90": 3.7, "p95": 3.85, "p99": 3.97, "max": 4.0}
+    )
+    assert s["output_length"]["max"] == 40.0
+    assert s["span_s"] == 3.0
+    assert s["rate_rps"] == 1.0
+    assert s["with_hash_ids"] == 1

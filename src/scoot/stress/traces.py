@@ -120,3 +120,28 @@ def prompt_tokens(req: TraceRequest, index: int) -> list[int]:
     need = req.input_length - len(tokens)
     tokens.extend((offset + j) % PROMPT_VOCAB for j in range(need))
     return tokens
+
+
+def summarize(requests: Sequence[TraceRequest]) -> dict[str, object]:
+    """Counts and length percentiles of a trace (``scoot trace inspect``)."""
+    import numpy as np
+
+    def pct(values: list[int]) -> dict[str, float]:
+        arr = np.asarray(values, dtype=float)
+        out = {"mean": float(arr.mean())}
+        for q in (50, 90, 95, 99):
+            out[f"p{q}"] = float(np.percentile(arr, q))
+        out["max"] = float(arr.max())
+        return out
+
+    stamps = [r.timestamp for r in requests if r.timestamp is not None]
+    span = (max(stamps) - min(stamps)) if len(stamps) > 1 else 0.0
+    return {
+        "requests": len(requests),
+        "input_length": pct([r.input_length for r in requests]),
+        "output_length": pct([r.output_length for r in requests]),
+        "with_timestamps": len(stamps),
+        "span_s": span,
+        "rate_rps": (len(stamps) - 1) / span if span > 0 else None,
+        "with_hash_ids": sum(1 for r in requests if r.hash_ids),
+    }
