@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import enum
+import functools
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -140,8 +141,13 @@ class Constraint:
         if missing:
             # A constraint over a flag that is neither tuned nor fixed cannot be checked here.
             return True
-        code = compile(self.expr, "<constraint>", "eval")
-        return bool(eval(code, {"__builtins__": {}}, dict(values)))
+        return bool(eval(_compiled(self.expr), {"__builtins__": {}}, dict(values)))
+
+
+@functools.cache
+def _compiled(expr: str) -> Any:
+    """Compile a (parsed and checked) constraint once: samplers evaluate it per draw."""
+    return compile(expr, "<constraint>", "eval")
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,7 +132,7 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     stopper.cancel()
                 for fut in pending:
                     fut.cancel()
-                for task, i in zip(tasks, range(len(tasks)), strict=True):
+                for i, task in enumerate(tasks):
                     if task in pending and not records[i].error:
                         records[i].error = (
                             "cancelled: run aborted"
