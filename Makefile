@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pip's isolated build environments too when passed through the environment.
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
 
-.PHONY: help venv demo test test-all check lint clean
+.PHONY: help venv demo test test-all check lint clean tables bench
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -30,11 +30,22 @@ test-all: venv  ## the default suite plus tests marked slow
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: venv
-	$(BIN)/ruff format --check src tests bench
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
 
 check: lint test  ## ruff, strict mypy and the tests
+
+# aiconfigurator-core needs numpy>=2.1, HEBO numpy<1.25: the table generator gets its own venv.
+.venv-aic/bin/python:
+	$(PY) -m venv .venv-aic
+	.venv-aic/bin/pip install -q aiconfigurator-core==0.12.0
+
+tables: .venv-aic/bin/python  ## regenerate the embedded engine's step tables from aiconfigurator
+	.venv-aic/bin/python tools/make_step_tables.py
+
+bench: venv  ## run every benchmark in quick mode
+	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -47,8 +47,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--scheduling-policy", choices=("fcfs", "priority"), default="fcfs")
     p.add_argument("--long-prefill-token-threshold", type=int, default=0)
+    p.add_argument("--max-num-partial-prefills", type=int, default=1)
     p.add_argument("--enforce-eager", action="store_true")
     p.add_argument("--max-cudagraph-capture-size", type=int)
+    p.add_argument(
+        "--timing",
+        choices=("auto", "table", "roofline"),
+        default="auto",
+        help="step latency: measured tables where shipped (auto), tables only, or roofline",
+    )
     p.add_argument("--dtype", default="auto", help="accepted for compatibility (BF16 modelled)")
     p.add_argument("--log-level", default="info")
     return p
@@ -90,6 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         long_prefill_token_threshold=ns.long_prefill_token_threshold,
         enforce_eager=ns.enforce_eager,
         max_cudagraph_capture_size=ns.max_cudagraph_capture_size,
+        max_num_partial_prefills=ns.max_num_partial_prefills,
+        timing=ns.timing,
     )
     log.info("vLLM-compatible embedded engine; non-default args: %s", " ".join(argv))
     t0 = time.monotonic()
@@ -112,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan.non_torch / GIB,
         plan.kv_cache / GIB,
     )
+    log.info("Step latency: %s", getattr(resolved.perf, "provenance", "roofline model"))
     log.info("# GPU blocks: %d", plan.num_blocks)
     log.info(
         "Maximum concurrency for %d tokens per request: %.2fx",

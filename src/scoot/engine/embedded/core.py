@@ -22,6 +22,9 @@ from scoot.engine.embedded.perf import (
     cudagraph_capture_sizes,
     plan_memory,
 )
+from scoot.engine.embedded.tables import TablePerf, table_perf
+
+TIMINGS = ("auto", "table", "roofline")
 
 BLOCK_SIZES = (1, 8, 16, 32, 64, 128)  # vLLM CacheConfig.block_size choices on CUDA
 
@@ -54,8 +57,10 @@ class EngineArgs:
     gpu_memory_utilization: float = 0.9
     scheduling_policy: str = "fcfs"
     long_prefill_token_threshold: int = 0
+    max_num_partial_prefills: int = 1
     enforce_eager: bool = False
     max_cudagraph_capture_size: int | None = None
+    timing: str = "auto"
 
     def resolved(self) -> ResolvedArgs:
         """Fill vLLM's context-dependent defaults and run its config validation.
@@ -134,6 +139,17 @@ class EngineArgs:
                 f"ValueError: long_prefill_token_threshold ({self.long_prefill_token_threshold})"
                 f" cannot be greater than the max_model_len ({mml}).",
             )
+        if self.max_num_partial_prefills < 1:
+            raise EngineStartupError(
+                "invalid_args",
+                "ValueError: max_num_partial_prefills "
+                f"({self.max_num_partial_prefills}) must be at least 1.",
+            )
+        if self.max_num_partial_prefills > 1 and not self.enable_chunked_prefill:
+            raise EngineStartupError(
+                "invalid_args",
+                "ValueError: Chunked prefill must be enabled to set max_num_partial_prefills > 1.",
+            )
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise EngineStartupError(
                 "invalid_args",
@@ -146,12 +162,39 @@ class EngineArgs:
                 f"argument --scheduling-policy: invalid choice: '{self.scheduling_policy}' "
                 "(choose from 'fcfs', 'priority')",
             )
+        # SchedulerConfig.__post_init__: with concurrent partial prefills enabled and no
+        # threshold given, prompts longer than 4% of max_model_len are prefilled in chunks of
+        # that size, so several prompts progress side by side. The V1 scheduler applies no
+        # other cap for max_num_partial_prefills.
+        threshold = self.long_prefill_token_threshold
+        if self.max_num_partial_prefills > 1 and threshold == 0:
+            threshold = int(mml * 0.04)
+        if self.timing not in TIMINGS:
+            raise EngineStartupError(
+                "invalid_args",
+                f"argument --timing: invalid choice: '{self.timing}' (choose from "
+                + ", ".join(f"'{t}'" for t in TIMINGS)
+                + ")",
+            )
+        perf: TablePerf | PerfModel | None = None
+        if self.timing != "roofline":
+            perf = table_perf(gpu.name, model.name, tp, model.layers)
+            if perf is None and self.timing == "table":
+                raise EngineStartupError(
+                    "invalid_args",
+                    f"--timing table: no measured step table for {model.name} on {gpu.name} "
+                    f"with tensor_parallel_size={tp}",
+                )
+        if perf is None:
+            perf = PerfModel(gpu, model, tp)
         return ResolvedArgs(
             args=self,
             model_spec=model,
             max_num_seqs=mns,
             max_num_batched_tokens=mnbt,
             max_model_len=mml,
+            perf=perf,
+            long_prefill_token_threshold=threshold,
         )
 
 
@@ -164,6 +207,8 @@ class ResolvedArgs:
     max_num_seqs: int
     max_num_batched_tokens: int
     max_model_len: int
+    perf: TablePerf | PerfModel
+    long_prefill_token_threshold: int = 0
 
     def plan(self) -> MemoryPlan:
         """vLLM's memory profile; raises where vLLM's start-up would fail."""
@@ -180,6 +225,7 @@ class ResolvedArgs:
             block_size=a.block_size,
             enforce_eager=a.enforce_eager,
             max_cudagraph_capture_size=a.max_cudagraph_capture_size,
+            facts=self.perf.memory if isinstance(self.perf, TablePerf) else None,
         )
         if plan.weights > plan.total - plan.non_torch:
             raise EngineStartupError(
@@ -199,7 +245,7 @@ class ResolvedArgs:
                 f"{plan.cuda_graphs / GIB:.2f} GiB + non-torch {plan.non_torch / GIB:.2f} GiB "
                 f"+ KV cache {plan.kv_cache / GIB:.2f} GiB)",
             )
-        per_token = self.model_spec.kv_bytes_per_token(tp)
+        per_token = plan.kv_bytes_per_token
         if plan.kv_tokens < self.max_model_len:
             needed = self.max_model_len * per_token
             estimated = plan.kv_tokens
@@ -384,10 +430,10 @@ class Scheduler:
         self.max_num_batched_tokens = resolved.max_num_batched_tokens
         self.max_model_len = resolved.max_model_len
         self.chunked = a.enable_chunked_prefill
-        self.threshold = a.long_prefill_token_threshold
+        self.threshold = resolved.long_prefill_token_threshold
         self.priority = a.scheduling_policy == "priority"
         self.pool = BlockPool(plan.num_blocks, a.block_size, a.enable_prefix_caching)
-        self.perf = PerfModel(GPUS[a.gpu.lower()], resolved.model_spec, a.tensor_parallel_size)
+        self.perf = resolved.perf
         # Decode-only batches up to the largest captured size replay a CUDA graph.
         self.graph_limit = (
             0
@@ -515,7 +561,12 @@ class Scheduler:
                 decodes.append(req.num_computed)
             else:
                 prefills.append((n, req.num_computed))
-        graphed = not prefills and 0 < len(decodes) <= self.graph_limit
+        # vLLM V1's default CUDA-graph mode (FULL_AND_PIECEWISE) replays a captured graph for
+        # any batch of at most the largest capture size, decode-only (full graph) or mixed
+        # (piecewise); bigger batches, and every batch under --enforce-eager, launch each
+        # kernel from Python.
+        tokens = sum(n for _, n in scheduled)
+        graphed = 0 < tokens <= self.graph_limit
         return StepPlan(scheduled, StepShape(prefills, decodes, graphed), preempted)
 
     def step_seconds(self, plan: StepPlan) -> float:

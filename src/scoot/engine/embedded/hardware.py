@@ -67,6 +67,7 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec("qwen3-8b", 8.19, 36, 4096, 32, 8, 128, 12288, 151936, 40960),
         ModelSpec("qwen3-32b", 32.8, 64, 5120, 64, 8, 128, 25600, 151936, 40960),
         ModelSpec("llama-3.1-70b", 70.6, 80, 8192, 64, 8, 128, 28672, 128256, 131072),
+        ModelSpec("qwen3-1.7b", 2.03, 28, 2048, 16, 8, 128, 6144, 151936, 40960),
         ModelSpec("qwen2.5-1.5b", 1.54, 28, 1536, 12, 2, 128, 8960, 151936, 32768),
     )
 }
@@ -77,6 +78,9 @@ ALIASES = {
     "Qwen/Qwen3-8B": "qwen3-8b",
     "Qwen/Qwen3-32B": "qwen3-32b",
     "Qwen/Qwen2.5-1.5B-Instruct": "qwen2.5-1.5b",
+    "Qwen/Qwen3-1.7B": "qwen3-1.7b",
+    "meta-llama/Meta-Llama-3.1-8B": "llama-3.1-8b",
+    "meta-llama/Meta-Llama-3.1-70B": "llama-3.1-70b",
 }
 
 

@@ -101,6 +101,16 @@ class PerfModel:
 
 
 @dataclass(frozen=True, slots=True)
+class MemoryFacts:
+    """aiconfigurator's vLLM memory model for one (GPU, model, TP), per GPU."""
+
+    weight_bytes: float
+    kv_bytes_per_token: float
+    activation_bytes_per_token: float
+    nccl_bytes: float
+
+
+@dataclass(frozen=True, slots=True)
 class MemoryPlan:
     """vLLM's start-up memory split for one GPU, in bytes."""
 
@@ -113,6 +123,7 @@ class MemoryPlan:
     kv_cache: float
     num_blocks: int
     block_size: int
+    kv_bytes_per_token: float
 
     @property
     def kv_tokens(self) -> int:
@@ -139,14 +150,24 @@ def plan_memory(
     block_size: int,
     enforce_eager: bool,
     max_cudagraph_capture_size: int | None = None,
+    facts: MemoryFacts | None = None,
 ) -> MemoryPlan:
-    """Split one GPU's memory the way vLLM's profiling run does."""
+    """Split one GPU's memory the way vLLM's profiling run does.
+
+    ``facts`` (aiconfigurator's vLLM memory model, shipped with the step tables) supplies the
+    weight bytes, KV bytes per token, activation bytes per token and NCCL buffers where a table
+    exists; otherwise they come from the model's config.json.
+    """
     total = gpu.memory_gib * GIB
     requested = gpu_memory_utilization * total
-    weights = model.weight_bytes(tp)
+    weights = facts.weight_bytes if facts else model.weight_bytes(tp)
     # Profiling forward over max_num_batched_tokens tokens: the MLP's gate/up output and the
     # attention block's QKV and output buffers dominate, BF16.
-    per_token = (2 * model.intermediate / tp + 4 * model.hidden) * 2
+    per_token = (
+        facts.activation_bytes_per_token
+        if facts
+        else (2 * model.intermediate / tp + 4 * model.hidden) * 2
+    )
     activations = max_num_batched_tokens * per_token
     # The sampler's dummy run holds FP32 logits (and a softmax copy) for max_num_seqs rows.
     activations += max_num_seqs * model.vocab / tp * 4 * 2
@@ -156,9 +177,12 @@ def plan_memory(
         # Each captured size keeps its intermediate buffers in the shared graph pool; the pool
         # grows with the largest size, plus a small fixed cost per graph.
         cuda_graphs = len(sizes) * 2.0e6 + max(sizes, default=0) * per_token * 1.5
-    non_torch = 0.35 * GIB + (0.25 * GIB if tp > 1 else 0.0)  # CUDA context, NCCL buffers
+    # CUDA context and cuBLAS workspaces, plus NCCL buffers under tensor parallelism.
+    nccl = facts.nccl_bytes if facts else (0.25 * GIB if tp > 1 else 0.0)
+    non_torch = 0.35 * GIB + nccl
     kv = requested - weights - activations - cuda_graphs - non_torch
-    per_block = model.kv_bytes_per_token(tp) * block_size
+    kv_token = facts.kv_bytes_per_token if facts else model.kv_bytes_per_token(tp)
+    per_block = kv_token * block_size
     num_blocks = max(0, math.floor(kv / per_block)) if kv > 0 else 0
     return MemoryPlan(
         total=total,
@@ -170,4 +194,5 @@ def plan_memory(
         kv_cache=kv,
         num_blocks=num_blocks,
         block_size=block_size,
+        kv_bytes_per_token=kv_token,
     )
