@@ -24,6 +24,8 @@ from scoot.domain import Objective, TrialState
 from scoot.engine.exporters import to_json, vllm_serve_command
 from scoot.jobs.store import Store, StoreError, StudyRow, TrialRow
 from scoot.optim.results import best_index
+from scoot.stress.formats import FORMATS, TraceLoad, to_jsonl
+from scoot.stress.formats import load as load_trace
 from scoot.stress.traces import TraceError, read_trace, summarize
 from scoot.study import StudyError, StudySpec, load_study
 
@@ -90,7 +92,16 @@ def _parser() -> argparse.ArgumentParser:
     ti = trsub.add_parser("inspect", help="counts and length percentiles of a trace")
     ti.add_argument("file")
     ti.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    tc = trsub.add_parser("convert", help="write a public trace in SCOOT's JSONL format")
+    tc.add_argument("file")
+    tc.add_argument("-o", "--output", required=True, help="the JSONL file to write")
+    for t in (ti, tc):
+        t.add_argument("--format", choices=FORMATS, default="auto", help="input format")
+        t.add_argument(
+            "--skip-bad", action="store_true", help="skip malformed records and count them"
+        )
     ti.set_defaults(func=cmd_trace_inspect)
+    tc.set_defaults(func=cmd_trace_convert)
 
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
     e.add_argument("name", help="study name")
@@ -218,14 +229,36 @@ def cmd_export(ns: argparse.Namespace) -> int:
     return 0
 
 
+def _load_trace(ns: argparse.Namespace) -> TraceLoad:
+    got = load_trace(ns.file, ns.format, skip_bad=ns.skip_bad)
+    if got.skipped:
+        print(
+            f"scoot: skipped {got.skipped} malformed record(s) of {ns.file}; first: "
+            f"{got.first_errors[0]}",
+            file=sys.stderr,
+        )
+    return got
+
+
+def cmd_trace_convert(ns: argparse.Namespace) -> int:
+    got = _load_trace(ns)
+    out = Path(ns.output)
+    out.write_text(to_jsonl(got.requests), encoding="utf-8")
+    print(f"wrote {len(got.requests)} requests to {out}")
+    return 0
+
+
 def cmd_trace_inspect(ns: argparse.Namespace) -> int:
-    summary = summarize(read_trace(ns.file))
+    got = _load_trace(ns)
+    summary = summarize(got.requests)
+    summary["skipped"] = got.skipped
     if ns.json:
         print(json.dumps(summary, indent=2))
         return 0
     console.print(
         f"{ns.file}: {summary['requests']} requests, {summary['with_timestamps']} with "
         f"timestamps, {summary['with_hash_ids']} with hash_ids"
+        + (f", {got.skipped} malformed skipped" if got.skipped else "")
     )
     if summary["rate_rps"]:
         console.print(f"span {summary['span_s']:.1f} s, mean rate {summary['rate_rps']:.2f} req/s")

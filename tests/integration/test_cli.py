@@ -60,3 +60,24 @@ def test_trace_inspect() -> None:
     assert 0 < summary["input_length"]["p50"] < summary["input_length"]["p99"]
     table = run("trace", "inspect", str(sample))
     assert "input_length" in table.stdout and "2000 requests" in table.stdout
+
+
+def test_trace_convert_and_skip_bad(tmp_path: Path) -> None:
+    src = tmp_path / "azure.csv"
+    src.write_text(
+        "TIMESTAMP,ContextTokens,GeneratedTokens\n"
+        "2023-11-16 18:15:46.6805900,374,44\n"
+        "2023-11-16 18:15:47.0000000,oops,44\n"
+        "2023-11-16 18:15:48.0000000,200,10\n"
+    )
+    out = tmp_path / "out.jsonl"
+    bad = run("trace", "convert", str(src), "-o", str(out))
+    assert bad.returncode == 2
+    assert f"{src}:3: malformed row" in bad.stderr and not out.exists()
+    ok = run("trace", "convert", str(src), "-o", str(out), "--skip-bad")
+    assert ok.returncode == 0, ok.stderr
+    assert "skipped 1 malformed record" in ok.stderr
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2 and '"input_length": 200' in lines[1]
+    again = run("trace", "inspect", str(out), "--json")
+    assert '"requests": 2' in again.stdout

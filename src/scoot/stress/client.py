@@ -56,7 +56,10 @@ async def run_stress(plan: StressPlan) -> StressResult:
     """Replay ``plan`` and return what every request saw."""
     n = len(plan.requests)
     records = [RequestRecord() for _ in range(n)]
-    prompts = [prompt_tokens(r, i) for i, r in enumerate(plan.requests)]
+    prompts: list[list[int] | str] = [
+        r.prompt if r.prompt is not None else prompt_tokens(r, i)
+        for i, r in enumerate(plan.requests)
+    ]
     recent: deque[bool] = deque(maxlen=plan.abort_window)
     abort_reason: list[str] = []
     stop = asyncio.Event()
@@ -73,7 +76,7 @@ async def run_stress(plan: StressPlan) -> StressResult:
             async def one(i: int, start: float) -> None:
                 rec = records[i]
                 req = plan.requests[i]
-                payload = {
+                payload: dict[str, object] = {
                     "model": plan.model,
                     "prompt": prompts[i],
                     "max_tokens": req.output_length,

@@ -2,8 +2,9 @@
 
 Internal format, one JSON object per line: ``input_length`` and ``output_length`` (required,
 positive ints), ``timestamp`` (seconds, optional), ``hash_ids`` (optional list of ints: shared
-prefix blocks of :data:`HASH_BLOCK` tokens, as in Mooncake traces). Blank lines and lines
-starting with ``#`` are skipped. A bad line is an error naming the file and line number.
+prefix blocks of :data:`HASH_BLOCK` tokens, as in Mooncake traces), ``prompt`` (optional
+text, sent as is to engines that need text). Blank lines and lines starting with ``#`` are
+skipped. A bad line is an error naming the file and line number.
 """
 
 from __future__ import annotations
@@ -32,33 +33,22 @@ class TraceRequest:
     output_length: int
     timestamp: float | None = None
     hash_ids: tuple[int, ...] = ()
+    prompt: str | None = None
 
 
-def read_trace(path: str | Path) -> list[TraceRequest]:
-    """Read an internal-format JSONL trace.
+def read_trace(path: str | Path, fmt: str = "auto") -> list[TraceRequest]:
+    """Read a trace in any supported format (:mod:`scoot.stress.formats`), strictly.
 
     Raises:
         TraceError: naming the file and line of the first bad record.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise TraceError(f"{path}: cannot read trace: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise TraceError(f"{path}: not a UTF-8 text file") from None
-    out: list[TraceRequest] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        out.append(_parse_line(line, f"{path}:{lineno}"))
-    if not out:
-        raise TraceError(f"{path}: the trace has no requests")
-    return out
+    from scoot.stress.formats import load
+
+    return load(path, fmt).requests
 
 
-def _parse_line(line: str, where: str) -> TraceRequest:
+def parse_record(line: str, where: str, *, time_scale: float = 1.0) -> TraceRequest:
+    """One internal-format JSONL record; ``time_scale`` converts its timestamp to seconds."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -81,8 +71,15 @@ def _parse_line(line: str, where: str) -> TraceRequest:
         isinstance(h, int) and not isinstance(h, bool) for h in hash_ids
     ):
         raise TraceError(f"{where}: 'hash_ids' must be a list of integers")
+    prompt = obj.get("prompt")
+    if prompt is not None and not isinstance(prompt, str):
+        raise TraceError(f"{where}: 'prompt' must be a string")
     return TraceRequest(
-        lengths[0], lengths[1], float(ts) if ts is not None else None, tuple(hash_ids)
+        lengths[0],
+        lengths[1],
+        float(ts) * time_scale if ts is not None else None,
+        tuple(hash_ids),
+        prompt,
     )
 
 

@@ -10,6 +10,7 @@ evaluations must each cost about a second of one core.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 from scoot.domain import Metrics
@@ -39,9 +40,7 @@ def replay(
     records: list[RequestRecord] = []
     end = 0.0
     for sim, res in zip(sims, results, strict=True):
-        rec = RequestRecord(
-            scheduled=sim.arrival, sent=sim.arrival, prompt_tokens=len(sim.prompt)
-        )
+        rec = RequestRecord(scheduled=sim.arrival, sent=sim.arrival, prompt_tokens=len(sim.prompt))
         if res is None or res.finish - sim.arrival > request_timeout_s:
             rec.error = "timeout"
             end = max(end, sim.arrival + request_timeout_s)
@@ -51,7 +50,7 @@ def replay(
             rec.latency = res.finish - sim.arrival
             rec.output_tokens = res.output_tokens
             times = res.token_times
-            rec.itl = [b - a for a, b in zip(times, times[1:], strict=False)]
+            rec.itl = [b - a for a, b in itertools.pairwise(times)]
             end = max(end, res.finish)
         records.append(rec)
     start = min(offsets, default=0.0)
