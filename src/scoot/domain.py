@@ -231,6 +231,19 @@ class Metrics:
     total_output_tokens: int = 0
     lateness_p99_ms: float = 0.0
     achieved_rate: float = 0.0
+    p90_ttft_ms: float = 0.0
+    p90_tpot_ms: float = 0.0
+    median_itl_ms: float = 0.0
+    p90_itl_ms: float = 0.0
+    p99_itl_ms: float = 0.0
+    p90_e2el_ms: float = 0.0
+    lateness_p50_ms: float = 0.0
+    lateness_max_ms: float = 0.0
+    goodput: float = 0.0
+    """Requests per second that met every given SLO (``vllm bench serve --goodput``); 0 if none
+    were given."""
+    failures: Mapping[str, int] = field(default_factory=dict)
+    """Failed requests by error kind (``timeout``, ``HTTP 500``, ``connection refused``...)."""
 
     def value(self, objective: Objective) -> float:
         """The raw value of ``objective`` (not sign-adjusted)."""
@@ -238,7 +251,9 @@ class Metrics:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        out["failures"] = dict(self.failures)
+        return out
 
     @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Metrics:

@@ -16,9 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
+from scoot.stress.formats import FORMATS as TRACE_FORMATS
 
 ENGINE_KINDS = ("embedded", "vllm", "command")
-ARRIVALS = ("poisson", "gamma", "constant")
+ARRIVALS = ("poisson", "gamma", "constant", "trace")
+ENDPOINTS = ("completions", "chat")
 
 
 class StudyError(ValueError):
@@ -55,6 +57,9 @@ class TraceSpec:
     burstiness: float = 1.0
     heaviest: float = 1.0
     seed: int = 0
+    format: str = "auto"
+    time_scale: float = 1.0
+    endpoint: str = "completions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +69,8 @@ class StressSpec:
     request_timeout_s: float = 60.0
     drain_timeout_s: float = 120.0
     max_failed_fraction: float = 0.05
+    max_lateness_ms: float = 50.0
+    goodput: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,7 +297,20 @@ def _str_list(r: _Reader, key: str) -> tuple[str, ...]:
 
 
 def _trace(r: _Reader, base: Path | None) -> TraceSpec:
-    r.check_keys({"file", "rate", "duration_s", "arrival", "burstiness", "heaviest", "seed"})
+    r.check_keys(
+        {
+            "file",
+            "rate",
+            "duration_s",
+            "arrival",
+            "burstiness",
+            "heaviest",
+            "seed",
+            "format",
+            "time_scale",
+            "endpoint",
+        }
+    )
     file = r.get("file", str)
     if base is not None and not Path(file).is_absolute():
         file = str((base / file).resolve())
@@ -305,6 +325,12 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
     rate = r.positive("rate", float)
     if not math.isfinite(rate):
         raise r.fail("rate", "must be finite")
+    fmt = r.get("format", str, "auto")
+    if fmt not in TRACE_FORMATS:
+        raise r.fail("format", f"expected one of {list(TRACE_FORMATS)}, got {fmt!r}")
+    endpoint = r.get("endpoint", str, "completions")
+    if endpoint not in ENDPOINTS:
+        raise r.fail("endpoint", f"expected one of {list(ENDPOINTS)}, got {endpoint!r}")
     return TraceSpec(
         file=file,
         rate=rate,
@@ -313,11 +339,22 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
         burstiness=r.positive("burstiness", float, 1.0),
         heaviest=heaviest,
         seed=r.get("seed", int, 0),
+        format=fmt,
+        time_scale=r.positive("time_scale", float, 1.0),
+        endpoint=endpoint,
     )
 
 
 def _stress(r: _Reader) -> StressSpec:
-    r.check_keys({"request_timeout_s", "drain_timeout_s", "max_failed_fraction"})
+    r.check_keys(
+        {
+            "request_timeout_s",
+            "drain_timeout_s",
+            "max_failed_fraction",
+            "max_lateness_ms",
+            "goodput",
+        }
+    )
     frac = r.get("max_failed_fraction", float, _STRESS.max_failed_fraction)
     if not 0.0 <= frac <= 1.0:
         raise r.fail("max_failed_fraction", f"must be within [0, 1], got {frac}")
@@ -325,7 +362,22 @@ def _stress(r: _Reader) -> StressSpec:
         request_timeout_s=r.positive("request_timeout_s", float, _STRESS.request_timeout_s),
         drain_timeout_s=r.positive("drain_timeout_s", float, _STRESS.drain_timeout_s),
         max_failed_fraction=frac,
+        max_lateness_ms=r.positive("max_lateness_ms", float, _STRESS.max_lateness_ms),
+        goodput=_goodput(r),
     )
+
+
+def _goodput(r: _Reader) -> tuple[tuple[str, float], ...]:
+    """``goodput = { ttft_ms = 500, tpot_ms = 50, e2el_ms = 10000 }``: SLOs for goodput."""
+    table = r.get("goodput", dict, {})
+    out = []
+    for key, value in table.items():
+        if key not in ("ttft_ms", "tpot_ms", "e2el_ms"):
+            raise r.fail(f"goodput.{key}", "expected ttft_ms, tpot_ms or e2el_ms")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise r.fail(f"goodput.{key}", f"must be a positive number, got {value!r}")
+        out.append((key.removesuffix("_ms"), float(value)))
+    return tuple(sorted(out))
 
 
 def _params(r: _Reader) -> tuple[ParamSpec, ...]:

@@ -91,3 +91,19 @@ def test_startup_failures(flags: list[str], code: int, needle: str) -> None:
     assert proc.returncode == code
     assert needle in proc.stdout + proc.stderr
     assert time.monotonic() - t < 30
+
+
+def test_chat_endpoint_streams_text_prompts(tmp_path: Path) -> None:
+    engine = _start(tmp_path, "--max-model-len", "4096")
+    try:
+        assert engine.wait_ready(30, "llama-3.1-8b") is None
+        reqs = [TraceRequest(200, 12), TraceRequest(100, 1), TraceRequest(50, 7, prompt="hi")]
+        result = run_stress_sync(
+            StressPlan(engine.base_url, "llama-3.1-8b", reqs, [0.0, 0.05, 0.1], endpoint="chat")
+        )
+        m = compute(result.records, result.duration)
+        assert (m.completed, m.failed, m.total_output_tokens) == (3, 0, 20)
+        assert m.failures == {}
+        assert 4.0 < m.mean_tpot_ms < 20.0
+    finally:
+        engine.stop(3)

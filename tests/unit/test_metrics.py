@@ -38,3 +38,32 @@ def test_hand_computed() -> None:
 def test_all_failed_gives_zeros_not_errors() -> None:
     m = compute([rec(0, 0, 0, [], ok=False)] * 3, duration=1.0)
     assert (m.completed, m.failed, m.mean_ttft_ms, m.request_throughput) == (0, 3, 0.0, 0.0)
+
+
+def test_goodput_failures_by_kind_and_client_health() -> None:
+    records = [
+        RequestRecord(1.0, 1.001, 0.1, 0.5, [0.1] * 4, 10, 5, True, ""),  # tpot 100 ms
+        RequestRecord(2.0, 2.010, 0.3, 0.3, [], 10, 1, True, ""),  # one token: no TPOT
+        RequestRecord(3.0, 3.002, 0.2, 1.2, [0.4, 0.6], 10, 3, True, ""),  # tpot 500 ms
+        RequestRecord(4.0, 4.0, 0, 0, [], 10, 0, False, "timeout: not finished 60 s after"),
+        RequestRecord(5.0, 5.0, 0, 0, [], 10, 0, False, "HTTP 500: boom"),
+        RequestRecord(6.0, 6.0, 0, 0, [], 10, 0, False, "timeout: again"),
+    ]
+    m = compute(records, duration=2.0, slos={"ttft": 250.0, "tpot": 200.0})
+    # Good: the first (ttft 100, tpot 100) only; the second misses TTFT, the third TPOT.
+    assert m.goodput == pytest.approx(0.5)
+    assert compute(records, 2.0, slos={"tpot": 200.0}).goodput == pytest.approx(1.0)
+    assert compute(records, 2.0).goodput == 0.0
+    assert m.failures == {"timeout": 2, "HTTP 500": 1}
+    # Lateness: sent - scheduled = 1, 10, 2, 0, 0, 0 ms.
+    assert m.lateness_max_ms == pytest.approx(10.0)
+    assert m.lateness_p50_ms == pytest.approx(0.5)
+    assert m.p90_ttft_ms == pytest.approx(280.0)  # [100, 200, 300] at rank 1.8
+
+
+def test_metrics_survive_the_store_round_trip() -> None:
+    from scoot.domain import Metrics
+
+    m = compute([RequestRecord(0, 0, 0, 0, [], 1, 0, False, "HTTP 503: x")], 1.0)
+    again = Metrics.from_dict(m.to_dict())
+    assert again == m and again.failures == {"HTTP 503": 1}

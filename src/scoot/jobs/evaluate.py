@@ -19,7 +19,7 @@ from scoot.jobs.store import Store, TrialRow
 from scoot.stress.arrivals import order, schedule
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
-from scoot.stress.traces import TraceRequest, heaviest, read_trace
+from scoot.stress.traces import TraceError, TraceRequest, heaviest, read_trace
 from scoot.study import StudySpec
 
 HEARTBEAT_S = 2.0
@@ -35,9 +35,21 @@ class Workload:
 
 def build_workload(spec: StudySpec, order_seed: int = 0) -> Workload:
     """The study's stress workload: ``rate x duration`` requests from the (heaviest) trace,
-    in trace order or a seeded shuffle of it, at the study's arrival process."""
+    in trace order or a seeded shuffle of it, at the study's arrival process.
+
+    With ``arrival = "trace"`` the trace's own timestamps are the schedule, sped up by
+    ``time_scale`` (2 replays twice as fast), cut at ``duration_s``; ``rate`` is ignored.
+    """
     t = spec.trace
-    pool = heaviest(read_trace(t.file), t.heaviest)
+    pool = heaviest(read_trace(t.file, t.format), t.heaviest)
+    if t.arrival == "trace":
+        if any(r.timestamp is None for r in pool):
+            raise TraceError(f"{t.file}: arrival = 'trace' needs a timestamp on every request")
+        t0 = min(r.timestamp or 0.0 for r in pool)
+        timed = sorted(pool, key=lambda r: r.timestamp or 0.0)
+        pairs = [(r, ((r.timestamp or 0.0) - t0) / t.time_scale) for r in timed]
+        pairs = [(r, off) for r, off in pairs if off < t.duration_s]
+        return Workload([r for r, _ in pairs], [off for _, off in pairs])
     n = max(1, round(t.rate * t.duration_s))
     picked = [pool[i % len(pool)] for i in range(n)]
     perm = order(n, order_seed)
@@ -97,15 +109,17 @@ def evaluate(
                 offsets=workload.offsets,
                 request_timeout_s=spec.stress.request_timeout_s,
                 drain_timeout_s=spec.stress.drain_timeout_s,
+                endpoint=spec.trace.endpoint,
             )
         )
-        metrics = compute(result.records, result.duration)
+        metrics = compute(result.records, result.duration, dict(spec.stress.goodput))
         state, kind, message = judge(
             metrics,
             result.aborted,
             engine.alive(),
             spec.stress.max_failed_fraction,
             [r.error for r in result.records if r.error],
+            spec.stress.max_lateness_ms,
         )
         if state is TrialState.FAILED and not engine.alive():
             message = f"{message}\nengine log tail:\n{engine.log_tail(8)}"
@@ -123,14 +137,28 @@ def judge(
     engine_alive: bool,
     max_failed_fraction: float,
     errors: Sequence[str],
+    max_lateness_ms: float = float("inf"),
 ) -> tuple[TrialState, FailureKind | None, str | None]:
-    """Decide whether a stress test measured the config, or the config failed under load."""
+    """Decide whether a stress test measured the config, or the config failed under load.
+
+    A run whose client fell behind its schedule (send lateness p99 above ``max_lateness_ms``)
+    measured the client, not the config: it is abandoned (never a crash, never in a model) so
+    the trial can run again.
+    """
     total = metrics.completed + metrics.failed
     if not engine_alive:
         return TrialState.FAILED, FailureKind.CRASH_UNDER_LOAD, "the engine exited under load"
     if aborted:
         sample = "; ".join(sorted(set(errors))[:3])
         return TrialState.FAILED, FailureKind.SLO_UNMEASURABLE, f"{aborted}: {sample}"
+    if metrics.lateness_p99_ms > max_lateness_ms:
+        return (
+            TrialState.ABANDONED,
+            None,
+            f"invalid run: the load generator fell behind (send lateness p99 "
+            f"{metrics.lateness_p99_ms:.1f} ms > {max_lateness_ms:.0f} ms, achieved "
+            f"{metrics.achieved_rate:.2f} req/s)",
+        )
     if total and metrics.failed / total > max_failed_fraction:
         sample = "; ".join(sorted(set(errors))[:3])
         kind = FailureKind.HANG if metrics.completed == 0 else FailureKind.SLO_UNMEASURABLE

@@ -22,7 +22,7 @@ from typing import Any
 import aiohttp
 
 from scoot.stress.metrics import RequestRecord
-from scoot.stress.traces import TraceRequest, prompt_tokens
+from scoot.stress.traces import TraceRequest, prompt_tokens, text_prompt
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +37,8 @@ class StressPlan:
     drain_timeout_s: float = 120.0
     abort_window: int = 20
     abort_error_rate: float = 0.5
+    endpoint: str = "completions"
+    """``completions`` (token-id prompts) or ``chat`` (``/v1/chat/completions``, text)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +58,15 @@ async def run_stress(plan: StressPlan) -> StressResult:
     """Replay ``plan`` and return what every request saw."""
     n = len(plan.requests)
     records = [RequestRecord() for _ in range(n)]
+    chat = plan.endpoint == "chat"
     prompts: list[list[int] | str] = [
-        r.prompt if r.prompt is not None else prompt_tokens(r, i)
+        text_prompt(r, i) if chat or r.prompt is not None else prompt_tokens(r, i)
         for i, r in enumerate(plan.requests)
     ]
     recent: deque[bool] = deque(maxlen=plan.abort_window)
     abort_reason: list[str] = []
     stop = asyncio.Event()
-    url = plan.base_url.rstrip("/") + "/v1/completions"
+    url = plan.base_url.rstrip("/") + ("/v1/chat/completions" if chat else "/v1/completions")
     timeout = aiohttp.ClientTimeout(total=None, sock_read=plan.request_timeout_s, sock_connect=10)
     connector = aiohttp.TCPConnector(limit=0, limit_per_host=0, force_close=False)
     gc.collect()
@@ -78,12 +81,16 @@ async def run_stress(plan: StressPlan) -> StressResult:
                 req = plan.requests[i]
                 payload: dict[str, object] = {
                     "model": plan.model,
-                    "prompt": prompts[i],
                     "max_tokens": req.output_length,
                     "ignore_eos": True,
                     "stream": True,
                     "stream_options": {"include_usage": True},
                 }
+                if chat:
+                    payload["messages"] = [{"role": "user", "content": prompts[i]}]
+                    payload["max_completion_tokens"] = req.output_length
+                else:
+                    payload["prompt"] = prompts[i]
                 rec.scheduled = start + plan.offsets[i]
                 rec.prompt_tokens = req.input_length
                 try:

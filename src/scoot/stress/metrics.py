@@ -7,11 +7,17 @@
 - ITL: every gap between successive choice-bearing messages, pooled over all requests.
 - Throughputs: successful requests / output tokens divided by the whole run's duration.
 - Latency statistics use successful requests only; percentiles are ``np.percentile`` (linear).
+- Goodput: successful requests meeting every given SLO (TTFT, TPOT, E2E latency in ms; a
+  one-token request has no TPOT and meets that SLO), divided by the run's duration.
+- Failures are counted by kind: the error text up to its first colon (``timeout``,
+  ``HTTP 503``, ``connection refused``, ``ClientPayloadError``...).
+- Client health: lateness is how long after its scheduled time each request was sent.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,8 +47,32 @@ def _stat(values: Sequence[float], q: float | None = None) -> float:
     return float(np.mean(arr) if q is None else np.percentile(arr, q))
 
 
-def compute(records: Sequence[RequestRecord], duration: float) -> Metrics:
-    """Aggregate per-request records of one run of ``duration`` seconds."""
+def error_kind(error: str) -> str:
+    """The kind of a request's error: its text up to the first colon."""
+    return error.split(":", 1)[0].strip() or "unknown"
+
+
+def _good(r: RequestRecord, slos: Mapping[str, float]) -> bool:
+    if "ttft" in slos and r.ttft * 1e3 > slos["ttft"]:
+        return False
+    if "e2el" in slos and r.latency * 1e3 > slos["e2el"]:
+        return False
+    if "tpot" in slos and r.output_tokens > 1:
+        tpot = (r.latency - r.ttft) / (r.output_tokens - 1) * 1e3
+        if tpot > slos["tpot"]:
+            return False
+    return True
+
+
+def compute(
+    records: Sequence[RequestRecord],
+    duration: float,
+    slos: Mapping[str, float] | None = None,
+) -> Metrics:
+    """Aggregate per-request records of one run of ``duration`` seconds.
+
+    ``slos`` maps ``ttft``, ``tpot`` and ``e2el`` to limits in milliseconds for goodput.
+    """
     ok = [r for r in records if r.success]
     ttfts = [r.ttft * 1e3 for r in ok]
     e2els = [r.latency * 1e3 for r in ok]
@@ -81,4 +111,14 @@ def compute(records: Sequence[RequestRecord], duration: float) -> Metrics:
         total_output_tokens=out_tokens,
         lateness_p99_ms=_stat(lateness, 99),
         achieved_rate=achieved,
+        p90_ttft_ms=_stat(ttfts, 90),
+        p90_tpot_ms=_stat(tpots, 90),
+        median_itl_ms=_stat(itls, 50),
+        p90_itl_ms=_stat(itls, 90),
+        p99_itl_ms=_stat(itls, 99),
+        p90_e2el_ms=_stat(e2els, 90),
+        lateness_p50_ms=_stat(lateness, 50),
+        lateness_max_ms=max(lateness, default=0.0),
+        goodput=sum(1 for r in ok if _good(r, slos)) / duration if slos else 0.0,
+        failures=dict(Counter(error_kind(r.error) for r in records if not r.success)),
     )

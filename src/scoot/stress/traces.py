@@ -119,6 +119,79 @@ def prompt_tokens(req: TraceRequest, index: int) -> list[int]:
     return tokens
 
 
+_WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "for",
+    "on",
+    "that",
+    "with",
+    "as",
+    "by",
+    "at",
+    "from",
+    "this",
+    "be",
+    "are",
+    "it",
+    "or",
+    "an",
+    "was",
+    "which",
+    "not",
+    "but",
+    "have",
+    "has",
+    "can",
+    "will",
+    "one",
+    "all",
+    "more",
+    "their",
+    "about",
+    "time",
+    "other",
+    "into",
+    "model",
+    "data",
+    "system",
+    "may",
+    "some",
+    "these",
+    "two",
+    "first",
+    "use",
+    "than",
+    "then",
+    "its",
+    "also",
+    "new",
+    "over",
+    "only",
+    "such",
+    "most",
+    "any",
+    "each",
+    "where",
+]
+
+
+def text_prompt(req: TraceRequest, index: int) -> str:
+    """A text prompt of about ``input_length`` tokens, for engines that take only text (chat).
+
+    The trace's own ``prompt`` when it has one; otherwise one common English word per token
+    (each a single token in the usual BPE vocabularies), ``hash_ids`` blocks shared as text.
+    """
+    if req.prompt is not None:
+        return req.prompt
+    ids = prompt_tokens(req, index)
+    return " ".join(_WORDS[t % len(_WORDS)] for t in ids)
+
+
 def summarize(requests: Sequence[TraceRequest]) -> dict[str, object]:
     """Counts and length percentiles of a trace (``scoot trace inspect``)."""
     import numpy as np
