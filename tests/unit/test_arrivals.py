@@ -28,3 +28,17 @@ def test_order() -> None:
     assert order(5, 0) == [0, 1, 2, 3, 4]
     assert sorted(order(50, 7)) == list(range(50))
     assert order(50, 7) != order(50, 8)
+
+
+def test_vllm_rng_reproduces_vllm_bench_serve_schedule() -> None:
+    """vllm bench serve: np.random.seed(seed), one np.random.gamma per request, cumsum,
+    rescaled so the last request is sent at n / rate (vllm/benchmarks/serve.py get_request)."""
+    import numpy as np
+
+    np.random.seed(7)
+    gaps = [np.random.gamma(shape=0.5, scale=1.0 / (3.0 * 0.5)) for _ in range(20)]
+    t = np.cumsum(gaps)
+    t *= (20 / 3.0) / t[-1]
+    got = schedule(20, 3.0, arrival="gamma", burstiness=0.5, seed=7, vllm_rng=True)
+    assert got == pytest.approx(list(t), abs=1e-12)
+    assert got != schedule(20, 3.0, arrival="gamma", burstiness=0.5, seed=7)

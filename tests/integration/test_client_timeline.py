@@ -1,0 +1,73 @@
+"""The client's timestamps against a scripted server: vllm bench serve's definitions."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from scoot.engine.launcher import free_port
+from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.metrics import compute
+from scoot.stress.traces import TraceRequest
+
+# First chunk carries choices with empty text at 60 ms, then two tokens 60 ms apart, then a
+# usage-only chunk (no choices) and [DONE]. A prompt of 1 token gets a 500 error.
+SERVER = r"""
+import asyncio, json, sys
+from aiohttp import web
+
+async def completions(request):
+    body = await request.json()
+    if len(body["prompt"]) == 1:
+        return web.json_response({"error": "nope"}, status=500)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for text in ("", "a", "b"):
+        await asyncio.sleep(0.06)
+        chunk = {"choices": [{"index": 0, "text": text, "finish_reason": None}]}
+        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+    await asyncio.sleep(0.06)
+    usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3}}
+    await resp.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+    return resp
+
+async def health(request):
+    return web.Response(text="")
+
+app = web.Application()
+app.router.add_post("/v1/completions", completions)
+app.router.add_get("/health", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def test_empty_first_chunk_usage_tokens_and_failures() -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
+    try:
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        reqs = [TraceRequest(4, 3), TraceRequest(1, 3)]
+        result = run_stress_sync(StressPlan(f"http://127.0.0.1:{port}", "m", reqs, [0.0, 0.01]))
+    finally:
+        server.terminate()
+        server.wait(5)
+    ok, bad = result.records
+    # TTFT: the first chunk with choices, even with empty text (vllm bench serve does the same).
+    assert ok.ttft == pytest.approx(0.06, abs=0.03)
+    # E2E ends at the last choice-bearing chunk, not at the usage chunk or [DONE].
+    assert ok.latency == pytest.approx(0.18, abs=0.04)
+    assert len(ok.itl) == 2 and all(g == pytest.approx(0.06, abs=0.03) for g in ok.itl)
+    assert ok.output_tokens == 3  # from usage
+    assert not bad.success and bad.error.startswith("HTTP 500")
+    m = compute(result.records, result.duration)
+    assert (m.completed, m.failed, m.failures) == (1, 1, {"HTTP 500": 1})
+    assert m.mean_tpot_ms == pytest.approx((ok.latency - ok.ttft) / 2 * 1e3)
