@@ -1,0 +1,84 @@
+"""Hidden constraints: a random forest learns POF(x), and the threshold Delta follows Algorithm 1.
+
+SCOOT (§4.7) never gives a crashed configuration a penalty value in the surrogate; instead a
+random-forest *regression* on every observation (feasible 1, failed 0) predicts the probability
+of feasibility, and the solver only proposes points with ``POF(x) >= Delta`` (Eq. 3). Delta is
+replayed from the history of evaluated batches exactly as Algorithm 1 adjusts it:
+
+- line 3: Delta = 0.5, c = 0, v = 0.05;
+- lines 7-9: a batch with an invalid result: Delta = min(0.75, max(0.5, Delta + v)), c = 0;
+- lines 10-14: otherwise c += k, and once c >= 5: Delta = max(0.25, Delta - v), c -= 5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+DELTA_START = 0.5
+DELTA_STEP = 0.05
+DELTA_CAP = 0.75
+DELTA_FLOOR = 0.25
+FEASIBLE_RUN = 5
+
+
+def delta_after(batches: Sequence[Sequence[bool]]) -> float:
+    """Delta after evaluating ``batches`` (each a batch's feasible flags), per Algorithm 1."""
+    delta = DELTA_START
+    c = 0
+    for batch in batches:
+        if not all(batch):
+            delta = min(DELTA_CAP, max(DELTA_START, delta + DELTA_STEP))
+            c = 0
+        else:
+            c += len(batch)
+            if c >= FEASIBLE_RUN:
+                delta = max(DELTA_FLOOR, delta - DELTA_STEP)
+                c -= FEASIBLE_RUN
+    return round(delta, 10)
+
+
+def batches_of(feasible: Sequence[bool], k: int) -> list[list[bool]]:
+    """Observation flags in evaluation order, cut into batches of the parallelism degree."""
+    k = max(1, k)
+    return [list(feasible[i : i + k]) for i in range(0, len(feasible), k)]
+
+
+class FeasibilityModel:
+    """POF(x) from a random-forest regression on 0/1 feasibility labels (scikit-learn)."""
+
+    def __init__(self, n_estimators: int = 100) -> None:
+        self.n_estimators = n_estimators
+        self._forest: object | None = None
+        self._constant = 1.0
+
+    def fit(
+        self, x: NDArray[np.float64], feasible: NDArray[np.bool_], rng: np.random.Generator
+    ) -> FeasibilityModel:
+        """Train on unit-cube points ``x`` (n, d) and their feasibility (n,)."""
+        y = np.asarray(feasible, dtype=float)
+        if len(y) == 0 or y.min() == y.max():
+            # One class only: nothing to separate; every point looks like the history.
+            self._forest = None
+            self._constant = float(y[0]) if len(y) else 1.0
+            return self
+        from sklearn.ensemble import RandomForestRegressor
+
+        forest = RandomForestRegressor(
+            n_estimators=self.n_estimators,
+            min_samples_leaf=1,
+            random_state=int(rng.integers(2**31 - 1)),
+        )
+        forest.fit(np.asarray(x, dtype=float), y)
+        self._forest = forest
+        return self
+
+    def pof(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Probability of feasibility of each row of ``x`` (m, d)."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        if self._forest is None:
+            return np.full(len(x), self._constant)
+        out: NDArray[np.float64] = np.clip(self._forest.predict(x), 0.0, 1.0)  # type: ignore[attr-defined]
+        return out

@@ -1,0 +1,52 @@
+"""Algorithm 1's Delta schedule and the random-forest POF model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
+
+
+def test_delta_follows_algorithm_1() -> None:
+    assert delta_after([]) == 0.5
+    # Five feasible single evaluations: one step down (line 13).
+    assert delta_after([[True]] * 5) == 0.45
+    assert delta_after([[True]] * 4) == 0.5
+    # A failure from below 0.5 jumps back to at least 0.5 (line 8), then +0.05 each.
+    assert delta_after([[True]] * 10 + [[False]]) == 0.5
+    assert delta_after([[False], [False]]) == 0.6
+    # Capped at 0.75, floored at 0.25.
+    assert delta_after([[False]] * 20) == 0.75
+    assert delta_after([[True]] * 100) == 0.25
+    # A batch of k counts k feasible suggestions (line 11); one bad config spoils the batch.
+    assert delta_after([[True, True, True], [True, True, True]]) == 0.45
+    assert delta_after([[True, False]]) == 0.55
+    # The count restarts after a failure (line 9).
+    assert delta_after([[True]] * 4 + [[False]] + [[True]] * 4) == 0.55
+
+
+def test_batches_of() -> None:
+    assert batches_of([True, False, True], 2) == [[True, False], [True]]
+    assert batches_of([True], 0) == [[True]]
+
+
+def test_forest_learns_a_crash_region() -> None:
+    rng = np.random.default_rng(0)
+    x = rng.random((80, 2))
+    feasible = x[:, 0] < 0.6  # everything right of 0.6 crashes
+    model = FeasibilityModel().fit(x, feasible, np.random.default_rng(1))
+    pof = model.pof(np.array([[0.2, 0.5], [0.9, 0.5]]))
+    assert pof[0] > 0.8 > 0.2 > pof[1]
+    # Same data, same seed: the same forest.
+    again = FeasibilityModel().fit(x, feasible, np.random.default_rng(1))
+    assert again.pof(np.array([[0.61, 0.3]])) == pytest.approx(model.pof(np.array([[0.61, 0.3]])))
+
+
+def test_one_class_histories() -> None:
+    ok = FeasibilityModel().fit(np.zeros((3, 2)), np.array([True] * 3), np.random.default_rng())
+    assert ok.pof(np.ones((2, 2))).tolist() == [1.0, 1.0]
+    empty = FeasibilityModel().fit(
+        np.zeros((0, 2)), np.array([], dtype=bool), np.random.default_rng()
+    )
+    assert empty.pof(np.ones((1, 2))).tolist() == [1.0]
