@@ -19,10 +19,8 @@ version in under 2 minutes (shorter server runs; grids are read, a sample re-eva
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -33,12 +31,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchlib import finish, header, parse_args, start_embedded
 from suite import Service, evaluate, gains, headroom, key, load_grid, load_suite
 
 from scoot.engine.embedded.core import EngineArgs
 from scoot.engine.embedded.perf import StepShape
 from scoot.engine.embedded.tables import table_perf, tabulated
-from scoot.engine.launcher import EngineProcess, free_port
 from scoot.stress.arrivals import schedule
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
@@ -72,25 +70,9 @@ def server_run(
     flags: list[str], reqs: list[Any], offsets: list[float], model: str
 ) -> tuple[Any, float, float]:
     """Run the workload through a real server process; (records, cpu fraction, output tok/s)."""
-    port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "scoot.engine.embedded",
-        "serve",
-        model,
-        "--port",
-        str(port),
-        "--startup-seconds",
-        "0.2",
-        *flags,
-    ]
     with tempfile.TemporaryDirectory() as tmp:
-        engine = EngineProcess(argv, gpu_set="0", port=port, log_path=Path(tmp) / "engine.log")
+        engine = start_embedded(model, flags, Path(tmp) / "engine.log")
         try:
-            failure = engine.wait_ready(60, model)
-            if failure is not None:
-                raise RuntimeError(failure.message)
             cpu0, t0 = _cpu_seconds(engine.proc.pid), time.monotonic()
             result = run_stress_sync(StressPlan(engine.base_url, model, reqs, offsets))
             cpu1, t1 = _cpu_seconds(engine.proc.pid), time.monotonic()
@@ -101,8 +83,8 @@ def server_run(
 
 
 def server_cost(quick: bool) -> dict[str, float]:
-    # Qwen3-1.7B on H100 decodes in ~4 ms a step: 40 req/s of 300-token answers is ~3,000 tok/s
-    # with ~30 requests in flight.
+    # Qwen3-1.7B on H100 decodes in ~4 ms a step: 10 req/s of 300-token answers is ~3,000 tok/s
+    # with about 30 requests in flight.
     from scoot.stress.traces import TraceRequest
 
     duration = 10 if quick else 30
@@ -215,14 +197,10 @@ def _best(s: Service, grid: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
+    args = parse_args(__doc__, argv)
     t0 = time.perf_counter()
     out: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}",
-        "quick": args.quick,
+        **header(args.quick),
         "virtual_seconds_per_100s_at_10rps": round(virtual_speed(args.quick), 3),
     }
     out.update(server_cost(args.quick))
@@ -237,12 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     out["grid_points_reproduced"] = svc["grid_points_reproduced"]
     out["headroom"] = svc["rows"]
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    text = json.dumps(out, sort_keys=True)
-    (results / "embedded.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
-    print(text)
-    return 0
+    return finish("embedded", out)
 
 
 if __name__ == "__main__":

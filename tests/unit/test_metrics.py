@@ -67,3 +67,30 @@ def test_metrics_survive_the_store_round_trip() -> None:
     m = compute([RequestRecord(0, 0, 0, 0, [], 1, 0, False, "HTTP 503: x")], 1.0)
     again = Metrics.from_dict(m.to_dict())
     assert again == m and again.failures == {"HTTP 503": 1}
+
+
+def test_prometheus_page_and_engine_summary() -> None:
+    from scoot.stress.client import engine_summary, parse_prometheus
+
+    page = (
+        "# HELP vllm:num_preemptions_total x\n"
+        'vllm:num_preemptions_total{model_name="m"} 3\n'
+        'vllm:kv_cache_usage_perc{model_name="m"} 0.25\n'
+        'vllm:prefix_cache_queries_total{model_name="m"} 1000\n'
+        'vllm:prefix_cache_hits_total{model_name="m"} 100\n'
+        "other_metric 7\n"
+    )
+    first = parse_prometheus(page)
+    assert first["vllm:num_preemptions_total"] == 3 and "other_metric" not in first
+    mid = {**first, "vllm:kv_cache_usage_perc": 0.9}
+    last = {
+        **first,
+        "vllm:num_preemptions_total": 5,
+        "vllm:prefix_cache_queries_total": 3000,
+        "vllm:prefix_cache_hits_total": 1100,
+    }
+    got = engine_summary([first, mid, last])
+    assert got["preemptions"] == 2
+    assert got["kv_cache_usage_peak"] == 0.9
+    assert got["prefix_cache_hit_rate"] == pytest.approx(0.5)
+    assert engine_summary([first]) == {}

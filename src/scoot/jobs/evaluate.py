@@ -7,6 +7,7 @@ raised. The engine's process group is always stopped before this returns.
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import threading
 from collections.abc import Sequence
@@ -113,6 +114,7 @@ def evaluate(
             )
         )
         metrics = compute(result.records, result.duration, dict(spec.stress.goodput))
+        metrics = dataclasses.replace(metrics, engine=result.engine)
         state, kind, message = judge(
             metrics,
             result.aborted,

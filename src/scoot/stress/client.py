@@ -16,7 +16,7 @@ import json
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -39,6 +39,11 @@ class StressPlan:
     abort_error_rate: float = 0.5
     endpoint: str = "completions"
     """``completions`` (token-id prompts) or ``chat`` (``/v1/chat/completions``, text)."""
+    scrape_metrics: bool = True
+    """Read the engine's Prometheus ``/metrics`` before, during (every second) and after."""
+    trust_env: bool = False
+    """Honour HTTP(S)_PROXY and ~/.netrc as ``vllm bench serve`` does (aiohttp ``trust_env``);
+    off by default, since the lookup costs ~0.8 ms per request before it is sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +53,9 @@ class StressResult:
     records: list[RequestRecord]
     duration: float
     aborted: str | None = None
+    engine: dict[str, float] = field(default_factory=dict)
+    """What the engine's ``/metrics`` said about the run (:func:`engine_summary`); empty when
+    the engine has no such endpoint."""
 
 
 class _Abort(Exception):
@@ -73,7 +81,10 @@ async def run_stress(plan: StressPlan) -> StressResult:
     gc.freeze()
     try:
         async with aiohttp.ClientSession(
-            connector=connector, timeout=timeout, read_bufsize=4 * 1024 * 1024
+            connector=connector,
+            timeout=timeout,
+            read_bufsize=4 * 1024 * 1024,
+            trust_env=plan.trust_env,
         ) as session:
 
             async def one(i: int, start: float) -> None:
@@ -113,6 +124,14 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     )
                     stop.set()
 
+            base = plan.base_url.rstrip("/")
+            samples: list[dict[str, float]] = []
+            sampler = None
+            if plan.scrape_metrics:
+                first = await scrape(session, base)
+                if first is not None:
+                    samples.append(first)
+                    sampler = asyncio.create_task(_sample_every(session, base, samples, 1.0))
             start = time.perf_counter()
             tasks: list[asyncio.Task[None]] = []
             for i in range(n):
@@ -153,9 +172,81 @@ async def run_stress(plan: StressPlan) -> StressResult:
                         records[i].success = False
                 await asyncio.gather(*pending, return_exceptions=True)
             duration = time.perf_counter() - start
+            if sampler is not None:
+                sampler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sampler
+                last = await scrape(session, base)
+                if last is not None:
+                    samples.append(last)
     finally:
         gc.unfreeze()
-    return StressResult(records, duration, abort_reason[0] if abort_reason else None)
+    return StressResult(
+        records,
+        duration,
+        abort_reason[0] if abort_reason else None,
+        engine_summary(samples),
+    )
+
+
+def parse_prometheus(text: str) -> dict[str, float]:
+    """``vllm:*`` samples of a Prometheus text page, summed over label sets."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("vllm:"):
+            continue
+        name_labels, _, value = line.rpartition(" ")
+        name = name_labels.split("{", 1)[0]
+        try:
+            out[name] = out.get(name, 0.0) + float(value)
+        except ValueError:
+            continue
+    return out
+
+
+async def scrape(session: aiohttp.ClientSession, base: str) -> dict[str, float] | None:
+    """One read of ``/metrics``; None where the engine has none or does not answer in 2 s."""
+    try:
+        async with session.get(base + "/metrics", timeout=aiohttp.ClientTimeout(total=2)) as r:
+            if r.status != 200:
+                return None
+            return parse_prometheus(await r.text())
+    except (aiohttp.ClientError, TimeoutError):
+        return None
+
+
+async def _sample_every(
+    session: aiohttp.ClientSession, base: str, samples: list[dict[str, float]], period: float
+) -> None:
+    while True:
+        await asyncio.sleep(period)
+        got = await scrape(session, base)
+        if got is not None:
+            samples.append(got)
+
+
+def engine_summary(samples: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Counters as increases over the run, gauges as their peak (vLLM V1 metric names)."""
+    if len(samples) < 2:
+        return {}
+    first, last = samples[0], samples[-1]
+
+    def delta(name: str) -> float:
+        return last.get(name, 0.0) - first.get(name, 0.0)
+
+    def peak(*names: str) -> float:
+        return max((s.get(n, 0.0) for s in samples for n in names), default=0.0)
+
+    out = {
+        "preemptions": delta("vllm:num_preemptions_total"),
+        "kv_cache_usage_peak": peak("vllm:kv_cache_usage_perc", "vllm:gpu_cache_usage_perc"),
+        "requests_waiting_peak": peak("vllm:num_requests_waiting"),
+        "requests_running_peak": peak("vllm:num_requests_running"),
+    }
+    queries = delta("vllm:prefix_cache_queries_total")
+    if queries > 0:
+        out["prefix_cache_hit_rate"] = delta("vllm:prefix_cache_hits_total") / queries
+    return out
 
 
 async def _send(

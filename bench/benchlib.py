@@ -1,0 +1,49 @@
+"""What every bench script shares: its command line, the machine line, the result file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(doc: str | None, argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="a smaller run, under 2 minutes")
+    return p.parse_args(argv)
+
+
+def header(quick: bool) -> dict[str, Any]:
+    """The keys every result starts with: where it ran, and whether it was the quick run."""
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    return {"machine": machine, "quick": quick}
+
+
+def finish(name: str, out: dict[str, Any]) -> int:
+    """Write ``bench/results/NAME.json`` and print the result as the last line."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    print(json.dumps(out, sort_keys=True))
+    return 0
+
+
+def start_embedded(model: str, flags: list[str], log_path: Path) -> Any:
+    """A ready embedded engine process (``scoot-engine serve``) on a free loopback port."""
+    import sys
+
+    from scoot.engine.launcher import EngineProcess, free_port
+
+    port = free_port()
+    argv = [sys.executable, "-m", "scoot.engine.embedded", "serve", model, "--port", str(port)]
+    argv += ["--startup-seconds", "0.2", *flags]
+    engine = EngineProcess(argv, gpu_set="0", port=port, log_path=log_path)
+    failure = engine.wait_ready(60, model)
+    if failure is not None:
+        engine.stop(3)
+        raise RuntimeError(f"embedded engine did not start: {failure.message}")
+    return engine
