@@ -22,6 +22,7 @@ from scoot.engine.launcher import group_alive, kill_group
 from scoot.jobs.evaluate import build_workload, evaluate
 from scoot.jobs.store import Store, StoreError, TrialRow
 from scoot.optim.protocol import Suggester
+from scoot.optim.sobo import ScootSOBO
 from scoot.optim.sobol import SobolSuggester
 from scoot.optim.space import SearchSpace
 from scoot.study import StudySpec, fixed_flag_values
@@ -39,6 +40,14 @@ class Progress:
     budget: int
     trial: TrialRow | None
     phase: str
+
+
+def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
+    """The paper's optimizer for the study's objectives: SOBO (HEBO-MACE with random-forest
+    feasibility) for one objective; Sobol for TTFT+TPOT until MOBO (EHVI) lands."""
+    if len(spec.objectives) == 1:
+        return ScootSOBO(space, spec.objectives[0], parallelism=len(spec.gpu_sets))
+    return SobolSuggester(space)
 
 
 def space_of(spec: StudySpec) -> SearchSpace:
@@ -105,7 +114,7 @@ def run_study(
         for t in recover(store, study_id):
             store.event(study_id, t.id, "recovered", f"trial {t.number} was interrupted")
         space = space_of(spec)
-        suggester = suggester or SobolSuggester(space)
+        suggester = suggester or default_suggester(spec, space)
         workload = build_workload(spec)
         gpu_set = spec.gpu_sets[0]
         while True:
