@@ -162,3 +162,30 @@ def test_scoot_sobo_keeps_away_from_a_learned_crash_region() -> None:
     bo = [s for s in out if s.source == "scoot-sobo"]
     assert bo, "the solver found no candidate"
     assert all(SPACE.encode(s.config)[0] >= 0.4 for s in bo)
+
+
+def test_gp_fits_with_a_constant_column_and_points_on_bounds() -> None:
+    """Both happen in real studies (a flag never varied among feasible configs; the default on
+    a bound). Either made HEBO's GP fit NaNs and fall back to random predictions."""
+    import contextlib
+    import io
+
+    from scoot.optim.feasibility import FeasibilityModel
+    from scoot.optim.sobo import isolated_random_state
+
+    history = [
+        Observation(c, True, _metrics(c), None)
+        for c in SobolSuggester(SPACE).sample(12, np.random.default_rng(4))
+        if c["enable_chunked_prefill"]  # constant column among the observations
+    ]
+    history.append(
+        Observation(SPACE.decode([1.0] * 5), True, _metrics(SPACE.decode([1.0] * 5)), None)
+    )
+    sobo = ScootSOBO(SPACE, Objective.P95_LATENCY, pop=20, iters=8)
+    x = np.array([SPACE.encode(o.config) for o in history])
+    pof = FeasibilityModel().fit(x, np.ones(len(x), dtype=bool), np.random.default_rng(0))
+    printed = io.StringIO()
+    with isolated_random_state(0), contextlib.redirect_stdout(printed):
+        candidates = sobo._pareto_set(history, pof, 0.5, len(history) + 1)
+    assert "jitter" not in printed.getvalue()
+    assert candidates

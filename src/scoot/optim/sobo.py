@@ -23,9 +23,11 @@ generator back as it found it.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 import random
 from collections.abc import Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -36,6 +38,7 @@ from scoot.optim.sobol import SobolSuggester
 from scoot.optim.space import SearchSpace
 
 XI = 1e-4
+EDGE = 1e-3
 
 
 def ucb_beta(t: int) -> float:
@@ -108,7 +111,11 @@ class ScootSOBO:
             rng,
         )
         delta = delta_after(batches_of([o.feasible for o in history], self.parallelism))
-        with isolated_random_state(int(rng.integers(2**31 - 1))):
+        # HEBO prints its GP's jitter retries to stdout; keep the operator's terminal clean.
+        with (
+            isolated_random_state(int(rng.integers(2**31 - 1))),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             candidates = self._pareto_set(feasible, pof, delta, len(history) + 1)
         fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
         picked: list[Config] = []
@@ -133,21 +140,31 @@ class ScootSOBO:
         from sklearn.preprocessing import power_transform
 
         names = [f"u{i}" for i in range(self.space.dim)]
+        # HEBO's input warping (Kumaraswamy CDF) has an infinite slope at 0 and 1, and a
+        # default sitting on a bound turns the GP's fit into NaNs: keep points just inside.
         hspace = DesignSpace().parse(
-            [{"name": nm, "type": "num", "lb": 0.0, "ub": 1.0} for nm in names]
+            [{"name": nm, "type": "num", "lb": EDGE, "ub": 1.0 - EDGE} for nm in names]
         )
-        x_obs = np.array([self.space.encode(o.config) for o in feasible])  # (m, d)
+        x_obs = np.clip(
+            np.array([self.space.encode(o.config) for o in feasible]), EDGE, 1.0 - EDGE
+        )  # (m, d)
         sign = -1.0 if self.objective.maximize else 1.0
         y_raw = np.array(
             [[sign * o.metrics.value(self.objective)] for o in feasible if o.metrics]
         )  # (m, 1)
         y = _transform(y_raw, power_transform)
         df = pd.DataFrame(x_obs, columns=names)
-        xt, xe = hspace.transform(df)
-        model = get_model(
+        # Fit on the dimensions the observations vary in: a constant column (say chunked
+        # prefill, True in every feasible config so far) makes the GP's input scaling divide
+        # by zero. The solver still moves along it; the model is indifferent there.
+        varying = [i for i in range(self.space.dim) if np.ptp(x_obs[:, i]) > 1e-9] or [0]
+        fit_space = DesignSpace().parse(
+            [{"name": names[i], "type": "num", "lb": EDGE, "ub": 1.0 - EDGE} for i in varying]
+        )
+        gp = get_model(
             "gp",
-            hspace.num_numeric,
-            hspace.num_categorical,
+            fit_space.num_numeric,
+            fit_space.num_categorical,
             1,
             lr=0.01,
             num_epochs=100,
@@ -155,7 +172,8 @@ class ScootSOBO:
             noise_lb=8e-4,
             pred_likeli=False,
         )
-        model.fit(xt, xe, torch.FloatTensor(y))
+        gp.fit(*fit_space.transform(df[[names[i] for i in varying]]), torch.FloatTensor(y))
+        model = _Columns(gp, varying)
         best = int(np.argmin(y_raw.reshape(-1)))
         py_best, _ = model.predict(*hspace.transform(df.iloc[[best]]))
         space, lookup = self.space, _Lookup(self.space, pof, delta)
@@ -183,6 +201,22 @@ class ScootSOBO:
         return [c for c in configs if lookup.ok(c)]
 
 
+class _Columns:
+    """A fitted HEBO model seen through the columns it was trained on."""
+
+    def __init__(self, model: Any, columns: list[int]) -> None:
+        self.model = model
+        self.columns = columns
+
+    @property
+    def noise(self) -> Any:
+        return self.model.noise
+
+    def predict(self, x: Any, xe: Any) -> tuple[Any, Any]:
+        mean, var = self.model.predict(x[:, self.columns], xe)
+        return mean, var
+
+
 class _Lookup:
     """Known constraints and POF >= Delta for candidate points of the unit cube."""
 
@@ -196,7 +230,7 @@ class _Lookup:
         configs = [self.space.decode(row) for row in u]
         known = np.array([0.0 if self.space.allowed(c) else 1.0 for c in configs])
         # Score the decoded (cell-centred) point, as the forest saw the observations.
-        centred = np.array([self.space.encode(c) for c in configs])
+        centred = np.array([self.space.encode(c) for c in configs])  # (m, d)
         out: NDArray[np.float64] = np.maximum(known, self.delta - self.pof.pof(centred))
         return out
 
