@@ -81,3 +81,17 @@ def test_trace_convert_and_skip_bad(tmp_path: Path) -> None:
     assert len(lines) == 2 and '"input_length": 200' in lines[1]
     again = run("trace", "inspect", str(out), "--json")
     assert '"requests": 2' in again.stdout
+
+
+def test_client_behind_schedule_pauses_the_study(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    """An impossible lateness limit makes every run invalid: 3 in a row pause the study, each
+    recorded as abandoned (never as the config's failure), and the command says why."""
+    study = make_study(name="behind", budget=6, duration=1.0)
+    study.write_text(study.read_text().replace("[stress]", "[stress]\nmax_lateness_ms = 0.0001"))
+    out = run("tune", str(study))
+    assert out.returncode == 2
+    assert "fell behind its schedule in 3 runs in a row" in out.stderr
+    status = run("study", "status", "behind")
+    assert status.stdout.count("abandoned") == 3, status.stdout

@@ -42,6 +42,10 @@ class Progress:
     phase: str
 
 
+MAX_INVALID_RUNS = 3
+"""Consecutive invalid runs (client behind schedule) after which the study pauses itself."""
+
+
 def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     """The paper's optimizer for the study's objectives: SOBO (HEBO-MACE with random-forest
     feasibility) for one objective; Sobol for TTFT+TPOT until MOBO (EHVI) lands."""
@@ -117,6 +121,7 @@ def run_study(
         suggester = suggester or default_suggester(spec, space)
         workload = build_workload(spec)
         gpu_set = spec.gpu_sets[0]
+        behind = 0  # consecutive runs abandoned because the client fell behind
         while True:
             trials = store.trials(study_id)
             counted = [t for t in trials if t.state in (TrialState.COMPLETED, TrialState.FAILED)]
@@ -130,8 +135,19 @@ def run_study(
                 continue
             trial = queued[0]
             on_progress(Progress(len(counted), spec.budget, trial, "running"))
-            evaluate(store, spec, trial, gpu_set, workload, log_dir)
+            state = evaluate(store, spec, trial, gpu_set, workload, log_dir)
             on_progress(Progress(len(counted) + 1, spec.budget, store.trial(trial.id), "finished"))
+            behind = behind + 1 if state is TrialState.ABANDONED else 0
+            if behind >= MAX_INVALID_RUNS:
+                store.set_study_state(study_id, "paused")
+                message = (
+                    f"the load generator fell behind its schedule in {behind} runs in a row "
+                    "(see `scoot study status`): this machine cannot drive the trace's rate "
+                    "while running the engine. Nothing recorded is lost; lower the rate or "
+                    "free CPU, then run the study again to continue."
+                )
+                store.event(study_id, trial.id, "paused", message)
+                raise StoreError(message)
     finally:
         lock.release()
 
