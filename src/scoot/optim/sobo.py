@@ -197,8 +197,9 @@ class ScootSOBO:
         )
         opt = EvolutionOpt(hspace, acq, pop=self.pop, iters=self.iters, verbose=False)
         rec = opt.optimize(initial_suggest=df.iloc[[best]])
-        configs = [space.decode(row) for row in rec[names].to_numpy(dtype=float)]
-        return [c for c in configs if lookup.ok(c)]
+        rows = rec[names].to_numpy(dtype=float)  # (k, d)
+        keep = lookup.violation(rows) <= 0.0  # one forest call for the whole Pareto set
+        return [space.decode(row) for row, ok in zip(rows, keep, strict=True) if ok]
 
 
 class _Columns:
@@ -233,11 +234,6 @@ class _Lookup:
         centred = np.array([self.space.encode(c) for c in configs])  # (m, d)
         out: NDArray[np.float64] = np.maximum(known, self.delta - self.pof.pof(centred))
         return out
-
-    def ok(self, config: Config) -> bool:
-        if not self.space.allowed(config):
-            return False
-        return bool(self.pof.pof(self.space.encode(config)[None, :])[0] >= self.delta)
 
 
 def _transform(y: NDArray[np.float64], power_transform: object) -> NDArray[np.float64]:

@@ -33,8 +33,8 @@ def schedule(
         return [(i + 1) / rate for i in range(n)]
     shape = 1.0 if arrival == "poisson" else burstiness
     if vllm_rng:
-        legacy = np.random.RandomState(seed)
-        gaps = np.array([legacy.gamma(shape=shape, scale=1.0 / (rate * shape)) for _ in range(n)])
+        # The legacy generator's vectorised draws are its scalar draws in sequence.
+        gaps = np.random.RandomState(seed).gamma(shape=shape, scale=1.0 / (rate * shape), size=n)
     else:
         rng = np.random.default_rng(seed)
         gaps = rng.gamma(shape=shape, scale=1.0 / (rate * shape), size=n)  # (n,)

@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan.non_torch / GIB,
         plan.kv_cache / GIB,
     )
-    log.info("Step latency: %s", getattr(resolved.perf, "provenance", "roofline model"))
+    log.info("Step latency: %s", resolved.perf.provenance)
     log.info("# GPU blocks: %d", plan.num_blocks)
     log.info(
         "Maximum concurrency for %d tokens per request: %.2fx",

@@ -225,7 +225,7 @@ class ResolvedArgs:
             block_size=a.block_size,
             enforce_eager=a.enforce_eager,
             max_cudagraph_capture_size=a.max_cudagraph_capture_size,
-            facts=self.perf.memory if isinstance(self.perf, TablePerf) else None,
+            facts=self.perf.memory,
         )
         if plan.weights > plan.total - plan.non_torch:
             raise EngineStartupError(

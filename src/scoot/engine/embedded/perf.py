@@ -46,8 +46,21 @@ class StepShape:
     graphed: bool = True
 
 
+@dataclass(frozen=True, slots=True)
+class MemoryFacts:
+    """aiconfigurator's vLLM memory model for one (GPU, model, TP), per GPU."""
+
+    weight_bytes: float
+    kv_bytes_per_token: float
+    activation_bytes_per_token: float
+    nccl_bytes: float
+
+
 class PerfModel:
     """Step latency of one (GPU, model, tensor-parallel size)."""
+
+    provenance = "roofline model (no measured table for this GPU, model and TP)"
+    memory: MemoryFacts | None = None  # memory then comes from the model's config.json
 
     def __init__(self, gpu: GpuSpec, model: ModelSpec, tp: int = 1) -> None:
         self.gpu = gpu
@@ -98,16 +111,6 @@ class PerfModel:
         if not shape.graphed:
             host_ms += EAGER_LAUNCH_MS_PER_LAYER * self.model.layers
         return (linear_s + attn_s + comm_s) * 1e3 + host_ms
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryFacts:
-    """aiconfigurator's vLLM memory model for one (GPU, model, TP), per GPU."""
-
-    weight_bytes: float
-    kv_bytes_per_token: float
-    activation_bytes_per_token: float
-    nccl_bytes: float
 
 
 @dataclass(frozen=True, slots=True)
