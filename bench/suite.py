@@ -193,3 +193,43 @@ def load_grid(service: Service) -> dict[str, dict[str, Any]] | None:
     doc: dict[str, Any] = json.loads(path.read_text())
     results: dict[str, dict[str, Any]] = doc["results"]
     return results
+
+
+def search_space(service: Service) -> Any:
+    """The grid as the optimizers see it: ordered enums for the numeric flags (so every
+    suggestion is a grid point and its result is known), booleans, and vLLM's known
+    constraints; the defaults are vLLM's for this GPU."""
+    from scoot.domain import Constraint, ParamKind, ParamSpec
+    from scoot.optim.space import SearchSpace
+
+    default = service.default_config()
+    params = []
+    for name in sorted(service.grid):
+        values = service.grid[name]
+        if all(isinstance(v, bool) for v in values):
+            params.append(
+                ParamSpec(name, ParamKind.BOOL, choices=(False, True), default=default[name])
+            )
+        else:
+            params.append(
+                ParamSpec(
+                    name, ParamKind.ENUM, choices=tuple(sorted(values)), default=default[name]
+                )
+            )
+    constraints = (
+        Constraint.parse("max_num_batched_tokens >= max_num_seqs"),
+        Constraint.parse("enable_chunked_prefill or max_num_batched_tokens >= max_model_len"),
+    )
+    return SearchSpace(params, constraints, {"max_model_len": service.max_model_len})
+
+
+def observation(config: Any, result: dict[str, Any]) -> Any:
+    """A grid result as the optimizers' :class:`Observation`."""
+    from scoot.domain import FailureKind, Metrics, Observation
+
+    if not result["ok"]:
+        return Observation(config, False, None, FailureKind(result["failure"]))
+    fields: dict[str, Any] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
+    fields.update(failures={}, engine={})
+    fields.update({k: result[k] for k in KEPT})
+    return Observation(config, True, Metrics(**fields), None)

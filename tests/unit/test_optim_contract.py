@@ -9,48 +9,35 @@ import pytest
 
 from scoot.domain import (
     Config,
-    Constraint,
     FailureKind,
-    Metrics,
     Objective,
     Observation,
     ParamKind,
     ParamSpec,
 )
+from scoot.optim.baselines import GASuggester, TPESuggester, VanillaBO
+from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
 from scoot.optim.sobo import ScootSOBO
 from scoot.optim.sobol import SobolSuggester
 from scoot.optim.space import SearchSpace
-
-PARAMS = (
-    ParamSpec("max_num_seqs", ParamKind.INT, 4, 512, log=True, default=256),
-    ParamSpec("max_num_batched_tokens", ParamKind.INT, 256, 16384, log=True, default=2048),
-    ParamSpec("enable_chunked_prefill", ParamKind.BOOL, choices=(False, True), default=True),
-    ParamSpec("block_size", ParamKind.ENUM, choices=(16, 32, 64), default=16),
-    ParamSpec("gpu_memory_utilization", ParamKind.FLOAT, 0.5, 0.95, default=0.9),
-)
-CONSTRAINTS = (
-    Constraint.parse("max_num_batched_tokens >= max_num_seqs"),
-    Constraint.parse(
-        "max_num_batched_tokens >= max_model_len if not enable_chunked_prefill else True"
-    ),
-)
-SPACE = SearchSpace(PARAMS, CONSTRAINTS, {"max_model_len": 8192})
+from synthetic import PARAMS, SPACE, TWO, synthetic_metrics
 
 SUGGESTERS: dict[str, Callable[[SearchSpace], Suggester]] = {
     "sobol": SobolSuggester,
     # Small solver settings keep the contract fast; the method is the same.
     "scoot-sobo": lambda space: ScootSOBO(space, Objective.P95_LATENCY, n_init=3, pop=20, iters=8),
+    "scoot-sobo-no-rf": lambda space: ScootSOBO(
+        space, Objective.P95_LATENCY, n_init=3, pop=20, iters=8, use_forest=False
+    ),
+    "scoot-mobo": lambda space: ScootMOBO(space, TWO, n_init=3, pop=16, gens=6, epochs=30),
+    "ga": lambda space: GASuggester(space, (Objective.P95_LATENCY,), n_init=3),
+    "nsga2": lambda space: GASuggester(space, TWO, n_init=3),
+    "vanilla-bo": lambda space: VanillaBO(space, (Objective.P95_LATENCY,), n_init=3),
+    "vanilla-bo-2": lambda space: VanillaBO(space, TWO, n_init=3, evo_iters=10),
+    "tpe": lambda space: TPESuggester(space, (Objective.P95_LATENCY,), n_init=3),
+    "mo-tpe": lambda space: TPESuggester(space, TWO, n_init=3),
 }
-
-
-def _metrics(config: Config) -> Metrics:
-    """A smooth synthetic p95 latency: best near 128 sequences and 4,096 tokens."""
-    x = SPACE.encode(config)
-    p95 = 1000.0 * (1.0 + (x[0] - 0.6) ** 2 + (x[1] - 0.55) ** 2 + 0.1 * x[4])
-    z: dict[str, object] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-    z.update(failures={}, engine={}, completed=10, failed=0, duration_s=1.0, p95_e2el_ms=p95)
-    return Metrics(**z)  # type: ignore[arg-type]
 
 
 @pytest.fixture(params=sorted(SUGGESTERS))
@@ -64,7 +51,7 @@ def _history(n: int, feasible: bool = True) -> list[Observation]:
         Observation(
             c,
             feasible,
-            _metrics(c) if feasible else None,
+            synthetic_metrics(c) if feasible else None,
             None if feasible else FailureKind.STARTUP_OOM,
         )
         for c in configs
@@ -153,7 +140,7 @@ def test_scoot_sobo_keeps_away_from_a_learned_crash_region() -> None:
             Observation(
                 c,
                 not crashed,
-                None if crashed else _metrics(c),
+                None if crashed else synthetic_metrics(c),
                 FailureKind.STARTUP_OOM if crashed else None,
             )
         )
@@ -170,22 +157,24 @@ def test_gp_fits_with_a_constant_column_and_points_on_bounds() -> None:
     import contextlib
     import io
 
-    from scoot.optim.feasibility import FeasibilityModel
-    from scoot.optim.sobo import isolated_random_state
+    from scoot.optim.feasibility import FeasibilityModel, Gate
+    from scoot.optim.surrogate import isolated_random_state
 
     history = [
-        Observation(c, True, _metrics(c), None)
+        Observation(c, True, synthetic_metrics(c), None)
         for c in SobolSuggester(SPACE).sample(12, np.random.default_rng(4))
         if c["enable_chunked_prefill"]  # constant column among the observations
     ]
     history.append(
-        Observation(SPACE.decode([1.0] * 5), True, _metrics(SPACE.decode([1.0] * 5)), None)
+        Observation(
+            SPACE.decode([1.0] * 5), True, synthetic_metrics(SPACE.decode([1.0] * 5)), None
+        )
     )
     sobo = ScootSOBO(SPACE, Objective.P95_LATENCY, pop=20, iters=8)
     x = np.array([SPACE.encode(o.config) for o in history])
     pof = FeasibilityModel().fit(x, np.ones(len(x), dtype=bool), np.random.default_rng(0))
     printed = io.StringIO()
     with isolated_random_state(0), contextlib.redirect_stdout(printed):
-        candidates = sobo._pareto_set(history, pof, 0.5, len(history) + 1)
+        candidates = sobo._pareto_set(history, Gate(SPACE, pof, 0.5), len(history) + 1)
     assert "jitter" not in printed.getvalue()
     assert candidates

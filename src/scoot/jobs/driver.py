@@ -21,9 +21,9 @@ from scoot.domain import TrialState
 from scoot.engine.launcher import group_alive, kill_group
 from scoot.jobs.evaluate import build_workload, evaluate
 from scoot.jobs.store import Store, StoreError, TrialRow
+from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
 from scoot.optim.sobo import ScootSOBO
-from scoot.optim.sobol import SobolSuggester
 from scoot.optim.space import SearchSpace
 from scoot.study import StudySpec, fixed_flag_values
 
@@ -48,10 +48,11 @@ MAX_INVALID_RUNS = 3
 
 def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     """The paper's optimizer for the study's objectives: SOBO (HEBO-MACE with random-forest
-    feasibility) for one objective; Sobol for TTFT+TPOT until MOBO (EHVI) lands."""
+    feasibility) for one objective, MOBO (EHVI) for TTFT and TPOT."""
+    k = len(spec.gpu_sets)
     if len(spec.objectives) == 1:
-        return ScootSOBO(space, spec.objectives[0], parallelism=len(spec.gpu_sets))
-    return SobolSuggester(space)
+        return ScootSOBO(space, spec.objectives[0], parallelism=k)
+    return ScootMOBO(space, spec.objectives, parallelism=k)
 
 
 def space_of(spec: StudySpec) -> SearchSpace:

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from scoot.domain import Observation
+from scoot.optim.space import SearchSpace
+
 DELTA_START = 0.5
 DELTA_STEP = 0.05
 DELTA_CAP = 0.75
@@ -82,3 +85,47 @@ class FeasibilityModel:
             return np.full(len(x), self._constant)
         out: NDArray[np.float64] = np.clip(self._forest.predict(x), 0.0, 1.0)  # type: ignore[attr-defined]
         return out
+
+
+class Gate:
+    """Where a solver may go: every known constraint holds and ``POF >= Delta`` (Eq. 3).
+
+    ``violation`` follows pymoo's constraint convention (<= 0 is allowed) so the same numbers
+    serve HEBO's and pymoo's solvers.
+    """
+
+    def __init__(self, space: SearchSpace, pof: FeasibilityModel | None, delta: float) -> None:
+        self.space = space
+        self.pof = pof
+        self.delta = delta
+
+    def violation(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Per row of unit-cube points ``u`` (m, d)."""
+        configs = [self.space.decode(row) for row in u]
+        known = np.array([0.0 if self.space.allowed(c) else 1.0 for c in configs])
+        if self.pof is None:
+            return known
+        # Score the decoded (cell-centred) point, as the forest saw the observations.
+        centred = np.array([self.space.encode(c) for c in configs])  # (m, d)
+        out: NDArray[np.float64] = np.maximum(known, self.delta - self.pof.pof(centred))
+        return out
+
+
+def gate_for(
+    space: SearchSpace,
+    history: Sequence[Observation],
+    parallelism: int,
+    rng: np.random.Generator,
+    *,
+    use_forest: bool = True,
+) -> Gate:
+    """The gate of one suggestion round: the forest on every observation, Delta replayed from
+    the batches so far (Algorithm 1 lines 5-14). ``use_forest=False`` is the ablation of the
+    paper's Figure 12: known constraints only."""
+    if not use_forest:
+        return Gate(space, None, 0.0)
+    feasible = [o.feasible for o in history]
+    pof = FeasibilityModel().fit(
+        np.array([space.encode(o.config) for o in history]), np.array(feasible), rng
+    )
+    return Gate(space, pof, delta_after(batches_of(feasible, parallelism)))

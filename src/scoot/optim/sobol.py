@@ -48,3 +48,24 @@ class SobolSuggester:
                 if len(out) == n:
                     break
         return out
+
+
+def complete(
+    sobol: SobolSuggester,
+    picked: list[Suggestion],
+    n: int,
+    seen: set[Config],
+    rng: np.random.Generator,
+) -> list[Suggestion]:
+    """Top ``picked`` up to ``n`` with Sobol points when a solver falls short (§4.7)."""
+    if len(picked) >= n:
+        return picked[:n]
+    taken = seen | {s.config for s in picked}
+    fill = sobol.sample(n - len(picked), rng, taken)
+    return picked + [Suggestion(c, "sobol-fill") for c in fill]
+
+
+def initial_design_size(space: SearchSpace) -> int:
+    """Observations before any model is fitted: as many Sobol points as the space has
+    dimensions (§4.1), plus the default config, which the driver evaluates first."""
+    return space.dim + (1 if space.default() is not None else 0)

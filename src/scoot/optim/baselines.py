@@ -1,0 +1,270 @@
+"""The baselines SCOOT is measured against (§5.1), behind the same ``suggest`` protocol.
+
+- random: :class:`scoot.optim.sobol.SobolSuggester` (quasi-random search).
+- :class:`GASuggester`: pymoo's mixed-variable GA for one objective, NSGA-II for two; a failed
+  config gets a penalty value.
+- :class:`VanillaBO`: HEBO exactly as shipped (its own MACE settings and kappa schedule), a
+  penalty value for failures, no feasibility model.
+- :class:`TPESuggester`: Optuna's TPE, what most users reach for today (optional dependency;
+  benchmark only). Failed trials are told as FAIL, as an Optuna user would.
+
+Every baseline returns only configs that satisfy the known constraints (they are not the
+baselines' weakness under test); each begins with the same Sobol design as SCOOT.
+
+All are stateless: the population or model is rebuilt from the history each round. For the
+elitist (mu + lambda) GA this is exact: survival keeps the best ``mu`` of parents and offspring,
+so the population after any generation is the best ``mu`` of everything evaluated. NSGA-II's
+rank-and-crowding survival over the whole history is the same rule applied once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from scoot.domain import Config, Objective, Observation, ParamKind, Suggestion
+from scoot.optim.mixed import from_unit, pymoo_vars, to_unit
+from scoot.optim.results import to_minimize
+from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
+from scoot.optim.space import SearchSpace
+from scoot.optim.surrogate import EDGE, hebo_round, unit_space
+
+
+def penalised(
+    history: Sequence[Observation], objectives: Sequence[Objective]
+) -> NDArray[np.float64] | None:
+    """Minimised objective rows (n, m); a failed config gets each objective's worst feasible
+    value plus the feasible range (clearly worse than anything that ran). None if nothing ran."""
+    rows = [
+        to_minimize([o.objective(j) for j in objectives], objectives) if o.feasible else None
+        for o in history
+    ]
+    ok = np.array([r for r in rows if r is not None])
+    if len(ok) == 0:
+        return None
+    margin = np.maximum(np.maximum(np.ptp(ok, axis=0), np.abs(ok.max(axis=0)) * 0.1), 1.0)
+    worst = ok.max(axis=0) + margin
+    return np.array([r if r is not None else worst for r in rows])
+
+
+class GASuggester:
+    """A generational GA (NSGA-II for two objectives) over pymoo's mixed variables."""
+
+    name = "ga"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        *,
+        pop_size: int = 10,
+        n_init: int | None = None,
+    ) -> None:
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.pop_size = pop_size
+        self.n_init = initial_design_size(space) if n_init is None else n_init
+        self.sobol = SobolSuggester(space)
+        if len(self.objectives) > 1:
+            self.name = "nsga2"
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        if n <= 0:
+            return []
+        f = penalised(history, self.objectives)
+        if len(history) < self.n_init or f is None:
+            return self.sobol.suggest(history, n, rng)
+        seen = {o.config for o in history}
+        with hebo_round(rng):
+            children = self._offspring(history, f, 4 * n)
+        picked: list[Config] = []
+        for c in children:
+            if c not in seen and c not in picked and self.space.allowed(c):
+                picked.append(c)
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+
+    def _offspring(
+        self, history: Sequence[Observation], f: NDArray[np.float64], count: int
+    ) -> list[Config]:
+        from pymoo.algorithms.moo.nsga2 import RankAndCrowdingSurvival, binary_tournament
+        from pymoo.core.mixed import (
+            FitnessSurvival,
+            MixedVariableDuplicateElimination,
+            MixedVariableMating,
+        )
+        from pymoo.core.population import Population
+        from pymoo.core.problem import Problem
+        from pymoo.operators.selection.tournament import TournamentSelection
+
+        space = self.space
+        problem = Problem(vars=pymoo_vars(space), n_obj=f.shape[1])
+        xs = from_unit(space, np.array([space.encode(o.config) for o in history]))
+        pop = Population.new(X=xs, F=f)
+        pop.set(G=np.zeros((len(pop), 0)), CV=np.zeros((len(pop), 1)))
+        dedupe = MixedVariableDuplicateElimination()
+        if f.shape[1] == 1:
+            parents = FitnessSurvival().do(problem, pop, n_survive=self.pop_size)
+            mating = MixedVariableMating(eliminate_duplicates=dedupe)
+            algorithm = None
+        else:
+            parents = RankAndCrowdingSurvival().do(problem, pop, n_survive=self.pop_size)
+            mating = MixedVariableMating(
+                selection=TournamentSelection(func_comp=binary_tournament),
+                eliminate_duplicates=dedupe,
+            )
+            algorithm = SimpleNamespace(tournament_type="comp_by_dom_and_crowding")
+        off = mating.do(problem, parents, count, algorithm=algorithm)
+        return [space.decode(u) for u in to_unit(space, [ind.X for ind in off])]
+
+
+class VanillaBO:
+    """HEBO as shipped, penalties for failures: ``HEBO`` (MACE with its own kappa schedule and
+    solver) for one objective, ``GeneralBO`` (multi-output GP, NSGA-II over its LCBs) for two.
+
+    The one change: HEBO knows nothing of the known constraints, so it is asked for four times
+    the suggestions and those that break a constraint are dropped."""
+
+    name = "vanilla-bo"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        *,
+        n_init: int | None = None,
+        evo_iters: int = 50,
+    ) -> None:
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.n_init = initial_design_size(space) if n_init is None else n_init
+        self.evo_iters = evo_iters
+        self.sobol = SobolSuggester(space)
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        if n <= 0:
+            return []
+        f = penalised(history, self.objectives)
+        if len(history) < self.n_init or f is None:
+            return self.sobol.suggest(history, n, rng)
+        seen = {o.config for o in history}
+        with hebo_round(rng):
+            rows = self._rows(history, f, n)
+        picked: list[Config] = []
+        for c in (self.space.decode(u) for u in rows):
+            # HEBO knows nothing of the known constraints: drop what breaks them.
+            if c not in seen and c not in picked and self.space.allowed(c):
+                picked.append(c)
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
+
+    def _rows(
+        self, history: Sequence[Observation], f: NDArray[np.float64], n: int
+    ) -> NDArray[np.float64]:
+        import pandas as pd
+        from hebo.optimizers.general import GeneralBO
+        from hebo.optimizers.hebo import HEBO
+
+        names = [f"u{i}" for i in range(self.space.dim)]
+        hspace = unit_space(self.space.dim, names)
+        opt: Any
+        if f.shape[1] == 1:
+            seed = int(np.random.randint(2**31 - 1))
+            opt = HEBO(hspace, rand_sample=self.n_init, scramble_seed=seed)
+        else:
+            # GeneralBO's NSGA-II runs 200 generations by default, 7 s a round on two cores;
+            # 50 keep it near HEBO's own budget for one objective.
+            opt = GeneralBO(
+                hspace, num_obj=f.shape[1], rand_sample=self.n_init, evo_iters=self.evo_iters
+            )
+        x = np.clip([self.space.encode(o.config) for o in history], EDGE, 1.0 - EDGE)
+        opt.observe(pd.DataFrame(x, columns=names), f)
+        rec = opt.suggest(n_suggestions=4 * n)
+        rows: NDArray[np.float64] = rec[names].to_numpy(dtype=float)
+        return rows
+
+
+class TPESuggester:
+    """Optuna's TPE (multi-objective TPE for two objectives), rebuilt from the history."""
+
+    name = "tpe"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        *,
+        n_init: int | None = None,
+    ) -> None:
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.n_init = initial_design_size(space) if n_init is None else n_init
+        self.sobol = SobolSuggester(space)
+
+    def _distributions(self) -> dict[str, Any]:
+        import optuna.distributions as d
+
+        out: dict[str, Any] = {}
+        for p in self.space.params:
+            if p.kind is ParamKind.BOOL:
+                out[p.name] = d.CategoricalDistribution([False, True])
+            elif p.kind is ParamKind.ENUM:
+                out[p.name] = d.CategoricalDistribution(list(p.choices))
+            elif p.kind is ParamKind.INT:
+                assert p.low is not None and p.high is not None
+                out[p.name] = d.IntDistribution(int(p.low), int(p.high), log=p.log)
+            else:
+                assert p.low is not None and p.high is not None
+                out[p.name] = d.FloatDistribution(p.low, p.high, log=p.log)
+        return out
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        if n <= 0:
+            return []
+        if len(history) < self.n_init:
+            return self.sobol.suggest(history, n, rng)
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        dists = self._distributions()
+        sampler = optuna.samplers.TPESampler(
+            seed=int(rng.integers(2**31 - 1)), n_startup_trials=0, constant_liar=True
+        )
+        study = optuna.create_study(
+            sampler=sampler,
+            directions=["maximize" if o.maximize else "minimize" for o in self.objectives],
+        )
+        for o in history:
+            params = o.config.as_dict()
+            if o.feasible:
+                values = [o.objective(j) for j in self.objectives]
+                study.add_trial(
+                    optuna.trial.create_trial(params=params, distributions=dists, values=values)
+                )
+            else:
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        params=params, distributions=dists, state=optuna.trial.TrialState.FAIL
+                    )
+                )
+        seen = {o.config for o in history}
+        picked: list[Config] = []
+        for _ in range(20 * n):
+            trial = study.ask(dists)
+            c = Config.of(trial.params)
+            if c in seen or c in picked or not self.space.allowed(c):
+                # Not worth an evaluation: tell TPE it failed, as a user's objective would.
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            picked.append(c)
+            if len(picked) == n:
+                break
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)

@@ -1,0 +1,188 @@
+"""SCOOT's multi-objective BO (§4.5.2): one GP per objective, EHVI maximised by pymoo.
+
+One suggestion round:
+
+1. Sobol samples until the history holds as many observations as the space has dimensions
+   (§4.1), and whenever fewer than two feasible observations exist.
+2. One HEBO GP per objective (independent outputs) on the *feasible* observations only. Each
+   objective is fitted as ``log`` of its value (sign-flipped when maximised) and standardised:
+   latencies span orders of magnitude between a saturated and a relaxed engine, and a ratio is
+   what an operator means by "better".
+3. The reference point is the engine's default config (§4.5.2): its observed objective vector,
+   so EHVI rewards configs better than the default in *both* objectives. Where nothing observed
+   beats the default in both (vLLM V1's defaults often sit on the TTFT-TPOT front already), EHVI
+   against it is zero wherever the GP is confident and the search would wander; the reference
+   point then becomes the observed front's nadir pushed out by a tenth of its range, so the
+   solver maps the trade-off front the operator chooses from. The same holds before the default
+   has been measured or when it failed. EHVI against the observed front is exact
+   (:mod:`scoot.optim.ehvi`).
+4. pymoo's mixed-variable GA maximises EHVI under one constraint: every known constraint holds
+   and ``POF >= Delta`` (Eq. 3, Algorithm 1), the same gate as SOBO's.
+5. The ``k`` distinct, unseen candidates of largest EHVI among everything the solver evaluated
+   are the suggestions (top-k EHVI); Sobol fills any shortfall (§4.7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from scoot.domain import Config, Objective, Observation, Suggestion
+from scoot.optim.ehvi import ehvi
+from scoot.optim.feasibility import Gate, gate_for
+from scoot.optim.mixed import pymoo_vars, to_unit
+from scoot.optim.results import pareto_mask
+from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
+from scoot.optim.space import SearchSpace
+from scoot.optim.surrogate import GP, hebo_round
+
+
+def log_objectives(
+    values: NDArray[np.float64], objectives: Sequence[Objective]
+) -> NDArray[np.float64]:
+    """Raw objective values (n, m) to minimised log values; non-positive values stay linear."""
+    out = np.empty_like(values, dtype=float)
+    for j, o in enumerate(objectives):
+        col = values[:, j]
+        logged = np.log(col) if np.all(col > 0) else col
+        out[:, j] = -logged if o.maximize else logged
+    return out
+
+
+def reference_point(
+    history: Sequence[Observation], objectives: Sequence[Objective], default: Config | None
+) -> NDArray[np.float64] | None:
+    """The default config's raw objective vector, if it was measured and feasible."""
+    for o in history:
+        if default is not None and o.config == default and o.feasible and o.metrics:
+            return np.array([o.objective(obj) for obj in objectives])
+    return None
+
+
+def nadir_reference(front: NDArray[np.float64], margin: float = 0.1) -> NDArray[np.float64]:
+    """The front's worst value per objective, pushed out by ``margin`` of its range (or of one
+    unit where the front is a single point)."""
+    span = np.ptp(front, axis=0)
+    out: NDArray[np.float64] = front.max(axis=0) + margin * np.where(span > 0, span, 1.0)
+    return out
+
+
+def choose_reference(
+    points: NDArray[np.float64], default: NDArray[np.float64] | None
+) -> NDArray[np.float64]:
+    """The default's point once something observed beats it in every objective (§4.5.2);
+    otherwise the observed front's nadir (see the module docstring)."""
+    if default is not None and np.any(np.all(points < default, axis=1)):
+        return default
+    return nadir_reference(points[pareto_mask(points)])
+
+
+class ScootMOBO:
+    """Independent GPs, exact EHVI, pymoo's mixed-variable GA, POF >= Delta; top-k EHVI."""
+
+    name = "scoot-mobo"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        *,
+        parallelism: int = 1,
+        n_init: int | None = None,
+        pop: int = 40,
+        gens: int = 25,
+        epochs: int = 100,
+        use_forest: bool = True,
+    ) -> None:
+        if len(objectives) < 2:
+            raise ValueError("MOBO needs at least two objectives; use ScootSOBO for one")
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.parallelism = parallelism
+        self.n_init = initial_design_size(space) if n_init is None else n_init
+        self.pop = pop
+        self.gens = gens
+        self.epochs = epochs
+        self.use_forest = use_forest
+        self.sobol = SobolSuggester(space)
+        if not use_forest:
+            self.name = "scoot-mobo-no-rf"
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        feasible = [o for o in history if o.feasible and o.metrics is not None]
+        if n <= 0:
+            return []
+        if len(history) < self.n_init or len(feasible) < 2:
+            return self.sobol.suggest(history, n, rng)
+        gate = gate_for(self.space, history, self.parallelism, rng, use_forest=self.use_forest)
+        seen = {o.config for o in history}
+        with hebo_round(rng):
+            ranked = self._ranked(history, feasible, gate)
+        picked: list[Config] = []
+        for c in ranked:
+            if c not in seen and c not in picked:
+                picked.append(c)
+            if len(picked) == n:
+                break
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+
+    def _ranked(
+        self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
+    ) -> list[Config]:
+        """Allowed candidates the solver evaluated, by EHVI, largest first."""
+        from pymoo.core.mixed import MixedVariableGA
+        from pymoo.core.problem import Problem
+        from pymoo.optimize import minimize
+
+        space = self.space
+        x_obs = np.array([space.encode(o.config) for o in feasible])  # (n, d)
+        raw = np.array([[o.objective(j) for j in self.objectives] for o in feasible])  # (n, m)
+        y = log_objectives(raw, self.objectives)
+        ref_raw = reference_point(history, self.objectives, space.default())
+        mean, std = y.mean(axis=0), y.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        z = (y - mean) / std
+        front = z[pareto_mask(z)]
+        z_default = None
+        if ref_raw is not None:
+            z_default = (log_objectives(ref_raw[None, :], self.objectives)[0] - mean) / std
+        z_ref = choose_reference(z, z_default)
+        models = [GP(x_obs, z[:, j], epochs=self.epochs) for j in range(z.shape[1])]
+        seen_u: list[NDArray[np.float64]] = []
+        seen_score: list[NDArray[np.float64]] = []
+
+        def score(u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+            preds = [m.predict_numpy(u) for m in models]
+            mu = np.stack([p[0] for p in preds], axis=1)
+            sd = np.stack([p[1] for p in preds], axis=1)
+            value = ehvi(mu, sd, front, z_ref)
+            g = gate.violation(u)
+            seen_u.append(u)
+            seen_score.append(np.where(g <= 0.0, value, -np.inf))
+            return value, g
+
+        class EHVIProblem(Problem):  # type: ignore[misc]
+            def __init__(self) -> None:
+                super().__init__(vars=pymoo_vars(space), n_obj=1, n_ieq_constr=1)
+
+            def _evaluate(self, xs: Any, out: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+                value, g = score(to_unit(space, list(xs)))
+                out["F"] = -value.reshape(-1, 1)
+                out["G"] = g.reshape(-1, 1)
+
+        minimize(
+            EHVIProblem(),
+            MixedVariableGA(pop_size=self.pop),
+            ("n_gen", self.gens),
+            seed=int(np.random.randint(2**31 - 1)),
+            verbose=False,
+        )
+        u_all = np.concatenate(seen_u)
+        s_all = np.concatenate(seen_score)
+        order = np.argsort(-s_all, kind="stable")
+        return [space.decode(u_all[i]) for i in order if np.isfinite(s_all[i])]
