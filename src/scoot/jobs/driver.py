@@ -12,14 +12,15 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from scoot.domain import TrialState
+from scoot.domain import Config, TrialState
 from scoot.engine.launcher import group_alive, kill_group
-from scoot.jobs.evaluate import build_workload, evaluate
+from scoot.jobs.evaluate import Workload, build_workload, evaluate
 from scoot.jobs.store import Store, StoreError, TrialRow
 from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
@@ -113,7 +114,12 @@ def run_study(
     log_dir: Path,
     on_progress: Callable[[Progress], None] = lambda p: None,
 ) -> None:
-    """Drive the study to its budget (or return at once if it is already spent)."""
+    """Drive the study to its budget (or return at once if it is already spent).
+
+    Each GPU set is a slot running at most one trial. Whenever trials finish, the optimizer is
+    asked for as many configs as there are free slots (the paper's parallel suggestion, §4.6:
+    k = number of GPU sets), so two sets run two trials at once.
+    """
     lock = StudyLock(store.path, study_id)
     try:
         for t in recover(store, study_id):
@@ -121,36 +127,67 @@ def run_study(
         space = space_of(spec)
         suggester = suggester or default_suggester(spec, space)
         workload = build_workload(spec)
-        gpu_set = spec.gpu_sets[0]
         behind = 0  # consecutive runs abandoned because the client fell behind
-        while True:
-            trials = store.trials(study_id)
-            counted = [t for t in trials if t.state in (TrialState.COMPLETED, TrialState.FAILED)]
-            if len(counted) >= spec.budget:
-                on_progress(Progress(len(counted), spec.budget, None, "done"))
-                store.set_study_state(study_id, "completed")
-                return
-            queued = [t for t in trials if t.state is TrialState.QUEUED]
-            if not queued:
-                _enqueue(store, study_id, spec, space, suggester, trials, len(counted))
-                continue
-            trial = queued[0]
-            on_progress(Progress(len(counted), spec.budget, trial, "running"))
-            state = evaluate(store, spec, trial, gpu_set, workload, log_dir)
-            on_progress(Progress(len(counted) + 1, spec.budget, store.trial(trial.id), "finished"))
-            behind = behind + 1 if state is TrialState.ABANDONED else 0
-            if behind >= MAX_INVALID_RUNS:
-                store.set_study_state(study_id, "paused")
-                message = (
-                    f"the load generator fell behind its schedule in {behind} runs in a row "
-                    "(see `scoot study status`): this machine cannot drive the trace's rate "
-                    "while running the engine. Nothing recorded is lost; lower the rate or "
-                    "free CPU, then run the study again to continue."
-                )
-                store.event(study_id, trial.id, "paused", message)
-                raise StoreError(message)
+        busy: dict[Future[TrialState], tuple[str, TrialRow]] = {}
+        with ThreadPoolExecutor(max_workers=len(spec.gpu_sets)) as pool:
+            while True:
+                trials = store.trials(study_id)
+                counted = sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in trials)
+                running = {t.id for _, t in busy.values()}
+                queued = [
+                    t for t in trials if t.state is TrialState.QUEUED and t.id not in running
+                ]
+                free = [g for g in spec.gpu_sets if g not in {g2 for g2, _ in busy.values()}]
+                room = spec.budget - counted - len(busy)
+                if counted >= spec.budget and not busy:
+                    on_progress(Progress(counted, spec.budget, None, "done"))
+                    store.set_study_state(study_id, "completed")
+                    return
+                if free and room > 0 and len(queued) < min(len(free), room):
+                    pending = [t.config for t in queued] + [t.config for _, t in busy.values()]
+                    want = min(len(free), room) - len(queued)
+                    _enqueue(store, study_id, spec, space, suggester, trials, want, pending)
+                    continue
+                for gpu_set, trial in zip(free, queued[: max(room, 0)], strict=False):
+                    on_progress(Progress(counted, spec.budget, trial, "running"))
+                    future = pool.submit(
+                        _evaluate_alone, store.path, spec, trial, gpu_set, workload, log_dir
+                    )
+                    busy[future] = (gpu_set, trial)
+                if not busy:
+                    continue
+                finished, _ = wait(busy, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    _, trial = busy.pop(future)
+                    state = future.result()
+                    counted += 1
+                    on_progress(Progress(counted, spec.budget, store.trial(trial.id), "finished"))
+                    behind = behind + 1 if state is TrialState.ABANDONED else 0
+                if behind >= MAX_INVALID_RUNS:
+                    for other in list(busy):
+                        other.result()  # let running trials finish and be recorded
+                    store.set_study_state(study_id, "paused")
+                    message = (
+                        f"the load generator fell behind its schedule in {behind} runs in a "
+                        "row (see `scoot study status`): this machine cannot drive the trace's "
+                        "rate while running the engine. Nothing recorded is lost; lower the "
+                        "rate or free CPU, then run the study again to continue."
+                    )
+                    store.event(study_id, None, "paused", message)
+                    raise StoreError(message)
     finally:
         lock.release()
+
+
+def _evaluate_alone(
+    path: Path, spec: StudySpec, trial: TrialRow, gpu_set: str, workload: Workload, log_dir: Path
+) -> TrialState:
+    """One trial on one GPU set, with its own store connection (SQLite's are per thread)."""
+    store = Store(path)
+    try:
+        return evaluate(store, spec, trial, gpu_set, workload, log_dir)
+    finally:
+        store.close()
 
 
 def _enqueue(
@@ -160,18 +197,24 @@ def _enqueue(
     space: SearchSpace,
     suggester: Suggester,
     trials: list[TrialRow],
-    counted: int,
+    n: int,
+    pending: list[Config],
 ) -> None:
+    """Queue ``n`` new trials: the default first, then the optimizer's suggestions, none of
+    them a config already queued or running."""
     default = space.default()
     if not trials and default is not None:
         store.add_trial(study_id, default, "default")
-        return
+        n -= 1
+        pending = [*pending, default]
+        if n <= 0:
+            return
     history = store.observations(study_id)
-    n = max(1, min(spec.parallelism, spec.budget - counted))
     # Seeded by the study seed and the history length: a resumed study suggests the same.
     rng = np.random.default_rng([spec.seed, len(trials)])
-    suggestions = suggester.suggest(history, n, rng)
-    if not suggestions:
+    suggestions = suggester.suggest(history, n + len(pending), rng)
+    fresh = [s for s in suggestions if s.config not in pending][:n]
+    if not fresh:
         raise StoreError("the search space has no untried config left that meets the constraints")
-    for s in suggestions:
+    for s in fresh:
         store.add_trial(study_id, s.config, s.source)
