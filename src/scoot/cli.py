@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,8 +30,14 @@ from scoot.stress.formats import load as load_trace
 from scoot.stress.traces import TraceError, read_trace, summarize
 from scoot.study import StudyError, StudySpec, load_study
 
+if TYPE_CHECKING:
+    from scoot.jobs.worker import Queue
+
 # Piped output (CI logs, `make demo | tee`) gets a wide table instead of an 80-column squeeze.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+
+
+QUEUE_HELP = "redis://HOST:PORT/DB to share workers across machines (default: SQLite queue)"
 
 
 def data_dir(explicit: str | None = None) -> Path:
@@ -77,7 +84,24 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("tune", help="run (or continue) the study a TOML file describes")
     t.add_argument("study", help="study file (TOML)")
     t.add_argument("--new", action="store_true", help="keep old results aside and start over")
+    t.add_argument(
+        "--detach",
+        action="store_true",
+        help="hand the study to `scoot worker` processes and return (survives a closed terminal)",
+    )
+    t.add_argument("--queue", help=QUEUE_HELP)
     t.set_defaults(func=cmd_tune)
+
+    w = sub.add_parser("worker", help="run queued trials on this machine's GPU sets")
+    w.add_argument("--queue", help=QUEUE_HELP)
+    w.add_argument(
+        "--gpu-sets",
+        nargs="+",
+        metavar="SET",
+        help='GPU sets this worker serves, e.g. "0,1" "2,3" (default: every set a study names)',
+    )
+    w.add_argument("--threads", type=int, help="concurrent trials (default: one per GPU set)")
+    w.set_defaults(func=cmd_worker)
 
     s = sub.add_parser("study", help="inspect studies in the store")
     ssub = s.add_subparsers(dest="study_command")
@@ -86,6 +110,17 @@ def _parser() -> argparse.ArgumentParser:
     ss = ssub.add_parser("status", help="a study's trials and best configuration")
     ss.add_argument("name")
     ss.set_defaults(func=cmd_study_status)
+    sp = ssub.add_parser("pause", help="start no new trials (running ones finish, or --now)")
+    sp.add_argument("name")
+    sp.add_argument("--now", action="store_true", help="stop running trials too (abandoned)")
+    sp.set_defaults(func=cmd_study_pause)
+    sr = ssub.add_parser("resume", help="hand a paused study back to the workers")
+    sr.add_argument("name")
+    sr.add_argument("--queue", help=QUEUE_HELP)
+    sr.set_defaults(func=cmd_study_resume)
+    sc = ssub.add_parser("cancel", help="stop everything; every result is kept")
+    sc.add_argument("name")
+    sc.set_defaults(func=cmd_study_cancel)
 
     tr = sub.add_parser("trace", help="look at request traces")
     trsub = tr.add_subparsers(dest="trace_command")
@@ -136,6 +171,13 @@ def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
         done_before = sum(
             t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in store.trials(study.id)
         )
+        if getattr(ns, "detach", False):
+            return _detach(store, study, spec, ns, root)
+        if study.state == "running":
+            raise StoreError(
+                f"study '{spec.name}' is being run by workers; watch it with `scoot study "
+                f"status {spec.name}` or stop it with `scoot study pause {spec.name}`"
+            )
         verb = "starting" if created else f"continuing ({done_before} evaluations done)"
         console.print(
             f"study [bold]{spec.name}[/] {verb}: {spec.engine.kind} engine, model "
@@ -173,6 +215,77 @@ def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
         report(store, study)
     finally:
         store.close()
+    return 0
+
+
+def _queue(ns: argparse.Namespace, root: Path) -> Queue:
+    from scoot.jobs.worker import Queue, QueueError
+
+    try:
+        return Queue(getattr(ns, "queue", None), root)
+    except QueueError as exc:
+        raise StoreError(str(exc)) from None
+
+
+def _detach(
+    store: Store, study: StudyRow, spec: StudySpec, ns: argparse.Namespace, root: Path
+) -> int:
+    from scoot.jobs import control
+
+    queue = _queue(ns, root)
+    queued = control.start(store, study.id, queue.enqueue)
+    console.print(
+        f"study [bold]{spec.name}[/] handed to the workers ({len(queued)} trials queued over "
+        f"{len(spec.gpu_sets)} GPU sets). Run `scoot worker` if none is running; watch with "
+        f"`scoot study status {spec.name}`."
+    )
+    return 0
+
+
+def cmd_worker(ns: argparse.Namespace) -> int:
+    from scoot.jobs.worker import QueueError, run_worker
+
+    root = data_dir(ns.data_dir)
+    console.print(
+        f"scoot worker: store {root / 'scoot.db'}, queue {ns.queue or root / 'queue.db'}, "
+        f"GPU sets {' '.join(ns.gpu_sets) if ns.gpu_sets else 'of every study'}"
+    )
+    try:
+        run_worker(root, queue_url=ns.queue, gpu_sets=ns.gpu_sets, threads=ns.threads)
+    except QueueError as exc:
+        raise StoreError(str(exc)) from None
+    return 0
+
+
+def cmd_study_pause(ns: argparse.Namespace) -> int:
+    from scoot.jobs import control
+
+    store, study = _open_study(ns)
+    stopped = control.pause(store, study.id, now=ns.now)
+    what = f"; {len(stopped)} running trial(s) stopped" if ns.now else ""
+    console.print(f"study {study.name} paused{what}; `scoot study resume {study.name}` continues")
+    return 0
+
+
+def cmd_study_resume(ns: argparse.Namespace) -> int:
+    from scoot.jobs import control
+
+    store, study = _open_study(ns)
+    queue = _queue(ns, data_dir(ns.data_dir))
+    queued = control.resume(store, study.id, queue.enqueue)
+    console.print(f"study {study.name} resumed: {len(queued)} trial(s) queued for the workers")
+    return 0
+
+
+def cmd_study_cancel(ns: argparse.Namespace) -> int:
+    from scoot.jobs import control
+
+    store, study = _open_study(ns)
+    stopped = control.cancel(store, study.id)
+    console.print(
+        f"study {study.name} cancelled ({len(stopped)} running trial(s) stopped); "
+        "every result is kept"
+    )
     return 0
 
 

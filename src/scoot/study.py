@@ -103,6 +103,44 @@ class StudySpec:
         data.pop("source")
         return json.dumps(data, sort_keys=True, default=_canonical)
 
+    @staticmethod
+    def from_json(text: str, source: str = "") -> StudySpec:
+        """The spec :meth:`to_json` wrote (what the store keeps, so a worker needs no file)."""
+        d = json.loads(text)
+
+        def pairs(rows: list[list[Any]]) -> tuple[tuple[Any, Any], ...]:
+            return tuple((a, b) for a, b in rows)
+
+        e = d["engine"]
+        engine = EngineSpec(
+            **{
+                **e,
+                "command": tuple(e["command"]),
+                "args": tuple(e["args"]),
+                "env": pairs(e["env"]),
+            }
+        )
+        stress = StressSpec(**{**d["stress"], "goodput": pairs(d["stress"]["goodput"])})
+        params = tuple(
+            ParamSpec(**{**p, "kind": ParamKind(p["kind"]), "choices": tuple(p["choices"])})
+            for p in d["params"]
+        )
+        constraints = tuple(Constraint(c["expr"], frozenset(c["names"])) for c in d["constraints"])
+        return StudySpec(
+            name=d["name"],
+            engine=engine,
+            trace=TraceSpec(**d["trace"]),
+            objectives=tuple(Objective(o) for o in d["objectives"]),
+            params=params,
+            constraints=constraints,
+            gpu_sets=tuple(d["gpu_sets"]),
+            budget=d["budget"],
+            parallelism=d["parallelism"],
+            seed=d["seed"],
+            stress=stress,
+            source=source,
+        )
+
 
 _STRESS = StressSpec()
 _ENGINE = EngineSpec()
@@ -169,6 +207,12 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
 
+def devices_of(gpu_set: str) -> str:
+    """The CUDA devices of a GPU set: ``"0,1"``, or ``"node2:0,1"`` for a set on the machine
+    whose worker advertises it (``scoot worker --gpu-sets node2:0,1``)."""
+    return gpu_set.rsplit(":", 1)[-1]
+
+
 def load_study(path: str | Path) -> StudySpec:
     """Read and validate a study file.
 
@@ -199,9 +243,12 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     gpu_sets = tuple(top.get("gpu_sets", list, ["0"]))
     for i, gpu_set in enumerate(gpu_sets):
         if not isinstance(gpu_set, str) or not all(
-            part.strip().isdigit() for part in gpu_set.split(",")
+            part.strip().isdigit() for part in devices_of(gpu_set).split(",")
         ):
-            raise top.fail(f"gpu_sets[{i}]", f'expected a GPU list such as "0,1", got {gpu_set!r}')
+            raise top.fail(
+                f"gpu_sets[{i}]",
+                f'expected a GPU list such as "0,1" or "node2:0,1", got {gpu_set!r}',
+            )
     if len(set(gpu_sets)) != len(gpu_sets):
         raise top.fail("gpu_sets", "lists a GPU set twice")
 

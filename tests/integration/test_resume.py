@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,46 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from helpers import engine_pids, trial_rows, wait_for
 from scoot.domain import Config, TrialState
 from scoot.engine.launcher import EngineProcess, free_port, group_alive
 from scoot.jobs.driver import StudyLock, StudyLocked, recover
 from scoot.jobs.store import Store
-
-
-def engine_pids(home: Path) -> list[int]:
-    """Embedded-engine processes started for this test's SCOOT_HOME."""
-    found = []
-    marker = f"SCOOT_HOME={home}".encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes()
-            env = (entry / "environ").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"scoot.engine.embedded" in cmd and marker in env.split(b"\0") and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def trial_rows(db: Path) -> list[sqlite3.Row]:
-    conn = sqlite3.connect(db, timeout=10)
-    conn.row_factory = sqlite3.Row
-    try:
-        return conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
-    finally:
-        conn.close()
-
-
-def wait_for(pred: Callable[[], bool], timeout: float) -> None:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.1)
-    raise AssertionError("condition not reached in time")
 
 
 def test_sigkill_during_fourth_evaluation_then_continue(

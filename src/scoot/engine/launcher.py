@@ -116,7 +116,8 @@ class EngineProcess:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
         full_env.update(env or {})
-        full_env["CUDA_VISIBLE_DEVICES"] = gpu_set
+        # "node2:0,1" names a set on one machine of a shared queue; the devices follow the colon.
+        full_env["CUDA_VISIBLE_DEVICES"] = gpu_set.rsplit(":", 1)[-1]
         full_env.setdefault("PYTHONUNBUFFERED", "1")
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self._log.write(("$ " + " ".join(self.argv) + "\n").encode())

@@ -146,7 +146,7 @@ def run_study(
                 if free and room > 0 and len(queued) < min(len(free), room):
                     pending = [t.config for t in queued] + [t.config for _, t in busy.values()]
                     want = min(len(free), room) - len(queued)
-                    _enqueue(store, study_id, spec, space, suggester, trials, want, pending)
+                    enqueue_trials(store, study_id, spec, space, suggester, trials, want, pending)
                     continue
                 for gpu_set, trial in zip(free, queued[: max(room, 0)], strict=False):
                     on_progress(Progress(counted, spec.budget, trial, "running"))
@@ -190,7 +190,7 @@ def _evaluate_alone(
         store.close()
 
 
-def _enqueue(
+def enqueue_trials(
     store: Store,
     study_id: int,
     spec: StudySpec,
@@ -199,16 +199,17 @@ def _enqueue(
     trials: list[TrialRow],
     n: int,
     pending: list[Config],
-) -> None:
+) -> list[TrialRow]:
     """Queue ``n`` new trials: the default first, then the optimizer's suggestions, none of
     them a config already queued or running."""
     default = space.default()
+    added: list[TrialRow] = []
     if not trials and default is not None:
-        store.add_trial(study_id, default, "default")
+        added.append(store.add_trial(study_id, default, "default"))
         n -= 1
         pending = [*pending, default]
         if n <= 0:
-            return
+            return added
     history = store.observations(study_id)
     # Seeded by the study seed and the history length: a resumed study suggests the same.
     rng = np.random.default_rng([spec.seed, len(trials)])
@@ -216,5 +217,4 @@ def _enqueue(
     fresh = [s for s in suggestions if s.config not in pending][:n]
     if not fresh:
         raise StoreError("the search space has no untried config left that meets the constraints")
-    for s in fresh:
-        store.add_trial(study_id, s.config, s.source)
+    return added + [store.add_trial(study_id, s.config, s.source) for s in fresh]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import shlex
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,7 +93,11 @@ def evaluate(
         return TrialState.FAILED
     store.mark_running(trial.id, gpu_set, engine.pgid, shlex.join(argv), str(log_path))
     stop_beat = threading.Event()
-    beat = threading.Thread(target=_heartbeat, args=(store.path, trial.id, stop_beat), daemon=True)
+    beat = threading.Thread(
+        target=_heartbeat,
+        args=(store.path, trial.id, stop_beat, lambda: engine.stop(spec.engine.stop_grace_s)),
+        daemon=True,
+    )
     beat.start()
     try:
         failure = engine.wait_ready(spec.engine.startup_timeout_s, spec.engine.model)
@@ -172,10 +176,17 @@ def judge(
     return TrialState.COMPLETED, None, None
 
 
-def _heartbeat(path: Path, trial_id: int, stop: threading.Event) -> None:
+def _heartbeat(
+    path: Path, trial_id: int, stop: threading.Event, on_stop_request: Callable[[], None]
+) -> None:
+    """Beat every HEARTBEAT_S (a worker that stops beating has died), and stop the engine when
+    the operator asks (``pause --now``, ``cancel``), wherever that command was typed."""
     store = Store(path)
     try:
         while not stop.wait(HEARTBEAT_S):
             store.heartbeat(trial_id)
+            if store.trial(trial_id).stop_requested:
+                on_stop_request()
+                return
     finally:
         store.close()

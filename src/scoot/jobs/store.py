@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS trials (
     started_at REAL,
     ended_at REAL,
     heartbeat_at REAL,
+    stop_requested INTEGER NOT NULL DEFAULT 0,
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_state ON trials (study_id, state);
@@ -95,6 +96,8 @@ class TrialRow:
     created_at: float
     started_at: float | None
     ended_at: float | None
+    heartbeat_at: float | None = None
+    stop_requested: bool = False
 
     def observation(self) -> Observation | None:
         """What the optimizer learns from this trial; None unless it completed or failed."""
@@ -116,6 +119,11 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
+        columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(trials)")}
+        if "stop_requested" not in columns:  # stores written before pause --now existed
+            self.conn.execute(
+                "ALTER TABLE trials ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0"
+            )
 
     def close(self) -> None:
         self.conn.close()
@@ -212,6 +220,28 @@ class Store:
         """Every completed or failed trial, as the optimizer sees it."""
         return [o for t in self.trials(study_id) if (o := t.observation()) is not None]
 
+    def claim(self, trial_id: int, gpu_set: str) -> bool:
+        """Take a queued trial for ``gpu_set``; False if another task already took it."""
+        now = time.time()
+        with self._tx() as c:
+            cur = c.execute(
+                "UPDATE trials SET state = ?, gpu_set = ?, started_at = ?, heartbeat_at = ? "
+                "WHERE id = ? AND state = ?",
+                (TrialState.RUNNING.value, gpu_set, now, now, trial_id, TrialState.QUEUED.value),
+            )
+            return cur.rowcount == 1
+
+    def request_stop(self, trial_id: int) -> None:
+        """Mark a trial as stopped by the operator: whatever its run concludes, it is abandoned."""
+        with self._tx() as c:
+            c.execute("UPDATE trials SET stop_requested = 1 WHERE id = ?", (trial_id,))
+
+    def study_by_id(self, study_id: int) -> StudyRow:
+        row = self.conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no study with id {study_id}")
+        return _study(row)
+
     def mark_running(
         self, trial_id: int, gpu_set: str, pgid: int, command: str, log_path: str
     ) -> None:
@@ -236,8 +266,16 @@ class Store:
         failure: FailureKind | None = None,
         message: str | None = None,
     ) -> None:
-        """Record a trial's outcome; only a running or queued trial can finish (no duplicates)."""
+        """Record a trial's outcome; only a running or queued trial can finish (no duplicates).
+
+        A trial the operator stopped (``pause --now``, ``cancel``) is abandoned whatever its run
+        concluded: a killed engine says nothing about its config."""
         with self._tx() as c:
+            row = c.execute("SELECT stop_requested FROM trials WHERE id = ?", (trial_id,))
+            flag = row.fetchone()
+            if flag is not None and flag[0] and state is not TrialState.COMPLETED:
+                state, metrics, failure = TrialState.ABANDONED, None, None
+                message = "stopped by the operator"
             cur = c.execute(
                 "UPDATE trials SET state = ?, metrics_json = ?, failure_kind = ?, "
                 "failure_message = ?, ended_at = ? WHERE id = ? AND state IN (?, ?)",
@@ -300,4 +338,6 @@ def _trial(row: sqlite3.Row) -> TrialRow:
         created_at=row["created_at"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        heartbeat_at=row["heartbeat_at"],
+        stop_requested=bool(row["stop_requested"]),
     )

@@ -1,0 +1,208 @@
+"""`scoot worker`: real Huey consumer processes running trials of the embedded engine.
+
+Two GPU sets run two trials at once and never two on one set; pause, resume and cancel from
+the command line; SIGKILL of a worker mid-evaluation; two workers sharing a Redis queue.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from helpers import engine_pids, trial_rows, wait_for
+from scoot.engine.launcher import free_port
+
+SCOOT = [sys.executable, "-m", "scoot"]
+
+
+def study_state(db: Path, name: str) -> str:
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return str(conn.execute("SELECT state FROM studies WHERE name = ?", (name,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def scoot(*args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run([*SCOOT, *args], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
+@contextmanager
+def worker(tmp_path: Path, *args: str, name: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
+    log = (tmp_path / f"{name}.log").open("wb")
+    proc = subprocess.Popen([*SCOOT, "worker", *args], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+def with_sets(study: Path, *sets: str) -> Path:
+    quoted = ", ".join(f'"{s}"' for s in sets)
+    study.write_text(study.read_text().replace("seed = 1\n", f"seed = 1\ngpu_sets = [{quoted}]\n"))
+    return study
+
+
+def overlaps(trials: list[sqlite3.Row]) -> tuple[bool, list[str]]:
+    """Whether any two trials overlapped in time, and every same-set overlap (must be none)."""
+    ran = [t for t in trials if t["started_at"] and t["ended_at"]]
+    any_overlap, clashes = False, []
+    for i, a in enumerate(ran):
+        for b in ran[i + 1 :]:
+            if a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]:
+                any_overlap = True
+                if a["gpu_set"] == b["gpu_set"]:
+                    clashes.append(f"#{a['number']} and #{b['number']} on {a['gpu_set']}")
+    return any_overlap, clashes
+
+
+def counted(trials: list[sqlite3.Row]) -> int:
+    return sum(t["state"] in ("completed", "failed") for t in trials)
+
+
+def test_two_gpu_sets_two_trials_at_once_through_the_queue(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    study = with_sets(make_study(name="w2", budget=5, duration=1.5), "0", "1")
+    db = scoot_home / "scoot.db"
+    with worker(tmp_path):
+        out = scoot("tune", str(study), "--detach")
+        assert "handed to the workers" in out.stdout
+        wait_for(lambda: study_state(db, "w2") == "completed", 180, "the study to complete")
+    trials = trial_rows(db)
+    assert counted(trials) == 5
+    assert {t["gpu_set"] for t in trials} == {"0", "1"}
+    any_overlap, clashes = overlaps(trials)
+    assert any_overlap, "no two trials ever ran at the same time"
+    assert not clashes
+
+
+def test_pause_resume_cancel(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    study = make_study(name="ctl", budget=8, duration=2.0)
+    db = scoot_home / "scoot.db"
+
+    def running() -> list[sqlite3.Row]:
+        return [t for t in trial_rows(db) if t["state"] == "running"]
+
+    with worker(tmp_path):
+        scoot("tune", str(study), "--detach")
+        wait_for(lambda: bool(running()), 60, "a trial to start")
+        first = running()[0]["number"]
+        # Pause: the running trial finishes and is counted; nothing new starts.
+        scoot("study", "pause", "ctl")
+        wait_for(lambda: not running(), 60, "the running trial to finish")
+        assert trial_rows(db)[first]["state"] in ("completed", "failed")
+        snapshot = [dict(t) for t in trial_rows(db)]
+        time.sleep(5)
+        assert [dict(t) for t in trial_rows(db)] == snapshot, "a trial started while paused"
+        assert study_state(db, "ctl") == "paused"
+
+        # Resume; then pause --now: the running engine is stopped, the trial abandoned.
+        scoot("study", "resume", "ctl")
+        wait_for(lambda: bool(running()), 60, "a trial to start after resume")
+        victim = running()[0]["number"]
+        scoot("study", "pause", "ctl", "--now")
+        wait_for(lambda: trial_rows(db)[victim]["state"] != "running", 30, "the stopped trial")
+        stopped = trial_rows(db)[victim]
+        assert stopped["state"] == "abandoned", dict(stopped)
+        assert stopped["failure_kind"] is None
+        assert "operator" in stopped["failure_message"]
+
+        # Resume, then cancel: everything stops, every result is kept.
+        done_before = counted(trial_rows(db))
+        scoot("study", "resume", "ctl")
+        wait_for(lambda: bool(running()), 60, "a trial to start after the second resume")
+        kept = {
+            t["number"]: dict(t) for t in trial_rows(db) if t["state"] in ("completed", "failed")
+        }
+        scoot("study", "cancel", "ctl")
+        wait_for(lambda: not running(), 30, "running trials to stop on cancel")
+        final = trial_rows(db)
+        assert study_state(db, "ctl") == "cancelled"
+        assert not [t for t in final if t["state"] == "queued"]
+        for number, before in kept.items():
+            assert dict(final[number]) == before
+        assert counted(final) >= done_before
+        time.sleep(3)
+        assert [dict(t) for t in trial_rows(db)] == [dict(t) for t in final]
+
+
+def test_sigkill_worker_mid_evaluation_then_restart(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    study = make_study(name="kill", budget=5, duration=2.0)
+    db = scoot_home / "scoot.db"
+    with worker(tmp_path, name="first") as first:
+        scoot("tune", str(study), "--detach")
+
+        def third_in_stress() -> bool:
+            t = trial_rows(db)
+            return len(t) >= 3 and t[2]["state"] == "running" and bool(t[2]["engine_pgid"])
+
+        wait_for(third_in_stress, 90, "trial 2 to be running")
+        time.sleep(1.0)
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    before = trial_rows(db)
+    assert before[2]["state"] == "running"
+    with worker(tmp_path, name="second"):
+        wait_for(lambda: study_state(db, "kill") == "completed", 180, "the study to complete")
+    after = trial_rows(db)
+    for old, new in zip(before[:2], after[:2], strict=True):
+        assert dict(old) == dict(new)  # finished trials untouched
+    assert after[2]["state"] == "abandoned"
+    assert "interrupted" in after[2]["failure_message"]
+    assert [t["source"] for t in after].count("retry of #2") == 1
+    assert counted(after) == 5
+    assert not [t for t in after if t["state"] in ("queued", "running")]
+    assert engine_pids(scoot_home) == []
+
+
+def test_two_workers_share_a_redis_queue(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    server = shutil.which("redis-server")
+    assert server, "redis-server is missing: `apt-get install redis-server` (.ci/run does)"
+    port = free_port()
+    redis = subprocess.Popen(
+        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    study = with_sets(make_study(name="red", budget=6, duration=1.5), "nodeA:0", "nodeB:0")
+    db = scoot_home / "scoot.db"
+    try:
+        time.sleep(0.5)
+        with (
+            worker(tmp_path, "--queue", url, "--gpu-sets", "nodeA:0", name="a"),
+            worker(tmp_path, "--queue", url, "--gpu-sets", "nodeB:0", name="b"),
+        ):
+            scoot("tune", str(study), "--detach", "--queue", url)
+            wait_for(lambda: study_state(db, "red") == "completed", 180, "the study to complete")
+    finally:
+        redis.terminate()
+        redis.wait(timeout=10)
+    trials = trial_rows(db)
+    assert counted(trials) == 6
+    assert {t["gpu_set"] for t in trials} == {"nodeA:0", "nodeB:0"}
+    any_overlap, clashes = overlaps(trials)
+    assert any_overlap and not clashes
