@@ -54,6 +54,7 @@ duration_s = {duration}
 [stress]
 request_timeout_s = 10
 drain_timeout_s = 10
+robustness_runs = {robust}
 
 [params.max_num_seqs]
 type = "int"
@@ -83,10 +84,16 @@ def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
         duration: float = 1.5,
         startup: float = 0.2,
         extra: str = "",
+        robust: int = 0,
     ) -> Path:
         path = tmp_path / f"{name}.toml"
         text = STUDY.format(
-            name=name, budget=budget, duration=duration, startup=startup, trace=tiny_trace
+            name=name,
+            budget=budget,
+            duration=duration,
+            startup=startup,
+            trace=tiny_trace,
+            robust=robust,
         )
         path.write_text(textwrap.dedent(text) + extra)
         return path

@@ -23,8 +23,8 @@ from rich.table import Table
 
 from scoot.domain import Objective, TrialState
 from scoot.engine.exporters import to_json, vllm_serve_command
-from scoot.jobs.store import Store, StoreError, StudyRow, TrialRow
-from scoot.optim.results import best_index
+from scoot.jobs.driver import best_trial, robust_slo
+from scoot.jobs.store import Store, StoreError, StudyRow
 from scoot.stress.formats import FORMATS, TraceLoad, to_jsonl
 from scoot.stress.formats import load as load_trace
 from scoot.stress.traces import TraceError, read_trace, summarize
@@ -168,9 +168,7 @@ def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
             store.rename_study(old.id, aside)
             console.print(f"earlier results of '{spec.name}' kept as study '{aside}'")
         study, created = store.open_study(spec.name, spec.to_json(), spec.source)
-        done_before = sum(
-            t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in store.trials(study.id)
-        )
+        done_before = sum(t.counts for t in store.trials(study.id))
         if getattr(ns, "detach", False):
             return _detach(store, study, spec, ns, root)
         if study.state == "running":
@@ -296,9 +294,9 @@ def cmd_study_list(ns: argparse.Namespace) -> int:
         spec = json.loads(study.spec_json)
         trials = store.trials(study.id)
         objectives = [Objective(o) for o in spec["objectives"]]
-        done = sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in trials)
+        done = sum(t.counts for t in trials)
         failed = sum(t.state is TrialState.FAILED for t in trials)
-        best = _best(trials, objectives)
+        best = best_trial(trials, objectives)
         table.add_row(
             study.name,
             ",".join(o.value for o in objectives),
@@ -323,7 +321,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
     trials = store.trials(study.id)
     objectives = [Objective(o) for o in spec["objectives"]]
     if ns.trial is None:
-        trial = _best(trials, objectives)
+        trial = best_trial(trials, objectives)
         if trial is None:
             raise StoreError(f"study '{ns.name}' has no completed trial yet")
     else:
@@ -402,26 +400,13 @@ def _open_existing(ns: argparse.Namespace) -> Store:
 
 
 # -- reporting -----------------------------------------------------------------------------------
-def _best(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> TrialRow | None:
-    done = [t for t in trials if t.state is TrialState.COMPLETED and t.metrics is not None]
-    if not done:
-        return None
-    rows = [[t.metrics.value(o) for o in objectives] for t in done if t.metrics]
-    default = next((t for t in done if t.source == "default"), None)
-    reference = (
-        [default.metrics.value(o) for o in objectives] if default and default.metrics else None
-    )
-    idx = best_index(rows, objectives, reference)
-    return done[idx] if idx is not None else None
-
-
 def report(store: Store, study: StudyRow) -> None:
     """Print the study's trials and its best configuration as a ``vllm serve`` command."""
     spec = json.loads(study.spec_json)
     objectives = [Objective(o) for o in spec["objectives"]]
     params = list(spec["params"])
     trials = store.trials(study.id)
-    best = _best(trials, objectives)
+    best = best_trial(trials, objectives)
     table = Table(title=f"study {study.name}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("source")
@@ -458,6 +443,11 @@ def report(store: Store, study: StudyRow) -> None:
             change = (after - before) / before * 100 if before else 0.0
             parts.append(f"{o.value} {before:.4g} -> {after:.4g} ({change:+.1f}%)")
         console.print("best vs default: " + "; ".join(parts))
+    slo = robust_slo(trials, best, objectives)
+    if slo is not None:
+        runs, values = slo
+        shown = "; ".join(f"{o.value} {v:.4g}" for o, v in zip(objectives, values, strict=True))
+        console.print(f"SLO of the best, worst case over {runs} arrival orders: {shown}")
     command = vllm_serve_command(
         spec["engine"]["model"], spec["engine"]["args"], best.config.as_dict()
     )

@@ -71,6 +71,8 @@ class StressSpec:
     max_failed_fraction: float = 0.05
     max_lateness_ms: float = 50.0
     goodput: tuple[tuple[str, float], ...] = ()
+    robustness_runs: int = 3
+    """Re-tests of the winner with shuffled arrival orders after the budget (0: none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,8 +402,12 @@ def _stress(r: _Reader) -> StressSpec:
             "max_failed_fraction",
             "max_lateness_ms",
             "goodput",
+            "robustness_runs",
         }
     )
+    runs = r.get("robustness_runs", int, _STRESS.robustness_runs)
+    if runs < 0:
+        raise r.fail("robustness_runs", f"must be >= 0, got {runs}")
     frac = r.get("max_failed_fraction", float, _STRESS.max_failed_fraction)
     if not 0.0 <= frac <= 1.0:
         raise r.fail("max_failed_fraction", f"must be within [0, 1], got {frac}")
@@ -411,6 +417,7 @@ def _stress(r: _Reader) -> StressSpec:
         max_failed_fraction=frac,
         max_lateness_ms=r.positive("max_lateness_ms", float, _STRESS.max_lateness_ms),
         goodput=_goodput(r),
+        robustness_runs=runs,
     )
 
 

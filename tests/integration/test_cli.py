@@ -36,17 +36,20 @@ def test_broken_trace_one_line(make_study: Callable[..., Path], tiny_trace: Path
 
 
 def test_short_study_end_to_end(make_study: Callable[..., Path], scoot_home: Path) -> None:
-    path = make_study(name="e2e", budget=3)
+    path = make_study(name="e2e", budget=3, robust=2)
     out = run("tune", str(path))
     assert out.returncode == 0, out.stderr
     assert "vllm serve llama-3.1-8b --max-model-len 4096" in out.stdout
+    # The winner re-tested under two more arrival orders; its SLO is the worst of three.
+    assert "worst case over 3 arrival orders" in out.stdout
+    assert out.stdout.count("robustness ") >= 2
     status = run("study", "status", "e2e")
     assert "default" in status.stdout
     exported = run("export", "e2e", "--format", "json")
     assert '"max_num_seqs"' in exported.stdout
     again = run("tune", str(path))  # budget spent: nothing re-runs
     assert "continuing (3 evaluations done)" in again.stdout
-    assert len(list((scoot_home / "logs").rglob("*.log"))) == 3
+    assert len(list((scoot_home / "logs").rglob("*.log"))) == 3 + 2
 
 
 def test_trace_inspect() -> None:

@@ -79,14 +79,17 @@ def counted(trials: list[sqlite3.Row]) -> int:
 def test_two_gpu_sets_two_trials_at_once_through_the_queue(
     make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
 ) -> None:
-    study = with_sets(make_study(name="w2", budget=5, duration=1.5), "0", "1")
+    study = with_sets(make_study(name="w2", budget=5, duration=1.5, robust=2), "0", "1")
     db = scoot_home / "scoot.db"
     with worker(tmp_path):
         out = scoot("tune", str(study), "--detach")
         assert "handed to the workers" in out.stdout
         wait_for(lambda: study_state(db, "w2") == "completed", 180, "the study to complete")
     trials = trial_rows(db)
-    assert counted(trials) == 5
+    assert counted(trials) == 5 + 2  # the budget, then the winner's two re-tests
+    retests = [t for t in trials if t["source"].startswith("robustness ")]
+    assert len(retests) == 2 and len({t["config_json"] for t in retests}) == 1
+    assert all(t["state"] in ("completed", "failed") for t in retests)
     assert {t["gpu_set"] for t in trials} == {"0", "1"}
     any_overlap, clashes = overlaps(trials)
     assert any_overlap, "no two trials ever ran at the same time"

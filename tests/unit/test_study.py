@@ -112,3 +112,21 @@ def test_defaults_must_satisfy_constraints(make_study: Callable[..., Path]) -> N
     path.write_text(text)
     with pytest.raises(StudyError, match="defaults violate"):
         load_study(path)
+
+
+@pytest.mark.parametrize("path", [*EXAMPLES, demo_study_path()], ids=lambda p: p.name)
+def test_spec_round_trips_through_the_store_json(path: Path) -> None:
+    """Workers rebuild the spec from the store; it must be the very spec the file gave."""
+    from scoot.study import StudySpec
+
+    spec = load_study(path)
+    again = StudySpec.from_json(spec.to_json(), spec.source)
+    assert again == spec
+    assert again.to_json() == spec.to_json()
+
+
+def test_robustness_runs_must_not_be_negative(make_study: Callable[..., Path]) -> None:
+    path = make_study(robust=-1)
+    with pytest.raises(StudyError, match=r"key 'stress\.robustness_runs': must be >= 0"):
+        load_study(path)
+    assert load_study(make_study(name="r2", robust=2)).stress.robustness_runs == 2

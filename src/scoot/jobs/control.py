@@ -21,7 +21,7 @@ from pathlib import Path
 
 from scoot.domain import TrialState
 from scoot.engine.launcher import group_alive, kill_group
-from scoot.jobs.driver import default_suggester, enqueue_trials, space_of
+from scoot.jobs.driver import add_retests, default_suggester, enqueue_trials, space_of
 from scoot.jobs.evaluate import HEARTBEAT_S
 from scoot.jobs.store import Store, StoreError, TrialRow
 from scoot.study import StudySpec
@@ -56,7 +56,7 @@ def spec_of(store: Store, study_id: int) -> StudySpec:
 
 
 def counted(trials: list[TrialRow]) -> int:
-    return sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in trials)
+    return sum(t.counts for t in trials)
 
 
 def advance(store: Store, study_id: int, enqueue: Enqueue) -> list[int]:
@@ -71,26 +71,41 @@ def advance(store: Store, study_id: int, enqueue: Enqueue) -> list[int]:
         done = counted(trials)
         in_flight = [t for t in trials if t.state in (TrialState.QUEUED, TrialState.RUNNING)]
         if done >= spec.budget and not in_flight:
-            store.set_study_state(study_id, "completed")
-            store.event(study_id, None, "completed", f"budget of {spec.budget} spent")
-            return []
-        want = min(len(spec.gpu_sets), spec.budget - done) - len(in_flight)
-        if want <= 0:
-            return []
-        space = space_of(spec)
-        new = enqueue_trials(
-            store,
-            study_id,
-            spec,
-            space,
-            default_suggester(spec, space),
-            trials,
-            want,
-            [t.config for t in in_flight],
-        )
+            retests = add_retests(store, study_id, spec, trials)
+            if not retests:
+                store.set_study_state(study_id, "completed")
+                store.event(study_id, None, "completed", f"budget of {spec.budget} spent")
+                return []
+            new = retests
+        else:
+            new = _next_trials(store, study_id, spec, trials, done, in_flight)
     for t in new:
         enqueue(t.id)
     return [t.id for t in new]
+
+
+def _next_trials(
+    store: Store,
+    study_id: int,
+    spec: StudySpec,
+    trials: list[TrialRow],
+    done: int,
+    in_flight: list[TrialRow],
+) -> list[TrialRow]:
+    want = min(len(spec.gpu_sets), spec.budget - done) - len(in_flight)
+    if want <= 0:
+        return []
+    space = space_of(spec)
+    return enqueue_trials(
+        store,
+        study_id,
+        spec,
+        space,
+        default_suggester(spec, space),
+        trials,
+        want,
+        [t.config for t in in_flight],
+    )
 
 
 def recover_stale(store: Store, study_id: int, stale_s: float = STALE_S) -> list[TrialRow]:

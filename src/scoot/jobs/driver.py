@@ -10,20 +10,22 @@ group killed, is marked abandoned (it says nothing about its config), and is que
 from __future__ import annotations
 
 import fcntl
+import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from scoot.domain import Config, TrialState
+from scoot.domain import Config, Objective, TrialState
 from scoot.engine.launcher import group_alive, kill_group
 from scoot.jobs.evaluate import Workload, build_workload, evaluate
-from scoot.jobs.store import Store, StoreError, TrialRow
+from scoot.jobs.store import RETEST, Store, StoreError, TrialRow
 from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
+from scoot.optim.results import best_index
 from scoot.optim.sobo import ScootSOBO
 from scoot.optim.space import SearchSpace
 from scoot.study import StudySpec, fixed_flag_values
@@ -54,6 +56,72 @@ def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     if len(spec.objectives) == 1:
         return ScootSOBO(space, spec.objectives[0], parallelism=k)
     return ScootMOBO(space, spec.objectives, parallelism=k)
+
+
+def best_trial(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> TrialRow | None:
+    """The winner: the best completed trial for one objective; for TTFT and TPOT, the Pareto
+    point of largest hypervolume against the default config (the paper's Eq. 10)."""
+    done = [
+        t
+        for t in trials
+        if t.state is TrialState.COMPLETED and t.metrics is not None and t.retest is None
+    ]
+    if not done:
+        return None
+    rows = [[t.metrics.value(o) for o in objectives] for t in done if t.metrics]
+    default = next((t for t in done if t.source == "default"), None)
+    reference = (
+        [default.metrics.value(o) for o in objectives] if default and default.metrics else None
+    )
+    idx = best_index(rows, objectives, reference)
+    return done[idx] if idx is not None else None
+
+
+def add_retests(
+    store: Store, study_id: int, spec: StudySpec, trials: list[TrialRow]
+) -> list[TrialRow]:
+    """Queue the winner's robustness re-tests still missing: the same config under arrival
+    orders shuffled with seeds 1..R (paper §4.8); the worst case of all is its SLO."""
+    winner = best_trial(trials, spec.objectives)
+    runs = spec.stress.robustness_runs
+    if winner is None or runs <= 0:
+        return []
+    have = {
+        t.retest for t in trials if t.retest is not None and t.state is not TrialState.ABANDONED
+    }
+    return [
+        store.add_trial(study_id, winner.config, f"{RETEST}{i} of {runs} (#{winner.number})")
+        for i in range(1, runs + 1)
+        if i not in have
+    ]
+
+
+def robust_slo(
+    trials: Sequence[TrialRow], best: TrialRow, objectives: Sequence[Objective]
+) -> tuple[int, list[float]] | None:
+    """The winner's SLO: the worst value of each objective over its own run and its completed
+    re-tests (§4.8), with the number of arrival orders; None before any re-test finished.
+    A failed re-test makes the SLO unmeasurable (infinite latency, zero throughput)."""
+    tag = f"(#{best.number})"
+    retests = [t for t in trials if t.retest is not None and t.source.endswith(tag)]
+    done = [t for t in retests if t.state in (TrialState.COMPLETED, TrialState.FAILED)]
+    if not done or best.metrics is None:
+        return None
+    worst = []
+    for o in objectives:
+        values = [best.metrics.value(o)]
+        for t in done:
+            if t.metrics is None or t.state is TrialState.FAILED:
+                values.append(0.0 if o.maximize else math.inf)
+            else:
+                values.append(t.metrics.value(o))
+        worst.append(min(values) if o.maximize else max(values))
+    return 1 + len(done), worst
+
+
+def workload_of(spec: StudySpec, trial: TrialRow) -> Workload:
+    """A trial's stress workload: the study's, or for a re-test, its shuffled arrival order."""
+    return build_workload(spec, order_seed=trial.retest or 0)
 
 
 def space_of(spec: StudySpec) -> SearchSpace:
@@ -126,32 +194,44 @@ def run_study(
             store.event(study_id, t.id, "recovered", f"trial {t.number} was interrupted")
         space = space_of(spec)
         suggester = suggester or default_suggester(spec, space)
-        workload = build_workload(spec)
+        workloads = {0: build_workload(spec)}
         behind = 0  # consecutive runs abandoned because the client fell behind
         busy: dict[Future[TrialState], tuple[str, TrialRow]] = {}
         with ThreadPoolExecutor(max_workers=len(spec.gpu_sets)) as pool:
             while True:
                 trials = store.trials(study_id)
-                counted = sum(t.state in (TrialState.COMPLETED, TrialState.FAILED) for t in trials)
+                counted = sum(t.counts for t in trials)
                 running = {t.id for _, t in busy.values()}
                 queued = [
                     t for t in trials if t.state is TrialState.QUEUED and t.id not in running
                 ]
                 free = [g for g in spec.gpu_sets if g not in {g2 for g2, _ in busy.values()}]
-                room = spec.budget - counted - len(busy)
-                if counted >= spec.budget and not busy:
-                    on_progress(Progress(counted, spec.budget, None, "done"))
-                    store.set_study_state(study_id, "completed")
-                    return
-                if free and room > 0 and len(queued) < min(len(free), room):
-                    pending = [t.config for t in queued] + [t.config for _, t in busy.values()]
-                    want = min(len(free), room) - len(queued)
-                    enqueue_trials(store, study_id, spec, space, suggester, trials, want, pending)
-                    continue
+                if counted >= spec.budget:
+                    # Budget spent: only the winner's robustness re-tests remain to run.
+                    queued = [t for t in queued if t.retest is not None]
+                    if not busy and not queued:
+                        if add_retests(store, study_id, spec, trials):
+                            continue
+                        on_progress(Progress(counted, spec.budget, None, "done"))
+                        store.set_study_state(study_id, "completed")
+                        return
+                    room = len(queued)
+                else:
+                    room = spec.budget - counted - len(busy)
+                    if free and room > 0 and len(queued) < min(len(free), room):
+                        pending = [t.config for t in queued] + [t.config for _, t in busy.values()]
+                        want = min(len(free), room) - len(queued)
+                        enqueue_trials(
+                            store, study_id, spec, space, suggester, trials, want, pending
+                        )
+                        continue
                 for gpu_set, trial in zip(free, queued[: max(room, 0)], strict=False):
                     on_progress(Progress(counted, spec.budget, trial, "running"))
+                    seed = trial.retest or 0
+                    if seed not in workloads:
+                        workloads[seed] = workload_of(spec, trial)
                     future = pool.submit(
-                        _evaluate_alone, store.path, spec, trial, gpu_set, workload, log_dir
+                        _evaluate_alone, store.path, spec, trial, gpu_set, workloads[seed], log_dir
                     )
                     busy[future] = (gpu_set, trial)
                 if not busy:
@@ -160,7 +240,7 @@ def run_study(
                 for future in finished:
                     _, trial = busy.pop(future)
                     state = future.result()
-                    counted += 1
+                    counted += trial.retest is None
                     on_progress(Progress(counted, spec.budget, store.trial(trial.id), "finished"))
                     behind = behind + 1 if state is TrialState.ABANDONED else 0
                 if behind >= MAX_INVALID_RUNS:

@@ -60,6 +60,10 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+RETEST = "robustness "
+"""Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)``."""
+
+
 class StoreError(RuntimeError):
     """A store operation that cannot proceed (e.g. a study name reused with another spec)."""
 
@@ -99,8 +103,23 @@ class TrialRow:
     heartbeat_at: float | None = None
     stop_requested: bool = False
 
+    @property
+    def retest(self) -> int | None:
+        """For a robustness re-test of the winner, its arrival-order seed (1, 2, ...)."""
+        if not self.source.startswith(RETEST):
+            return None
+        return int(self.source.removeprefix(RETEST).split()[0])
+
+    @property
+    def counts(self) -> bool:
+        """Whether it spends the budget: a completed or failed trial that is not a re-test."""
+        return self.state in (TrialState.COMPLETED, TrialState.FAILED) and self.retest is None
+
     def observation(self) -> Observation | None:
-        """What the optimizer learns from this trial; None unless it completed or failed."""
+        """What the optimizer learns from this trial; None unless it completed or failed
+        (re-tests of the winner repeat a config and are not fed back)."""
+        if self.retest is not None:
+            return None
         if self.state is TrialState.COMPLETED and self.metrics is not None:
             return Observation(self.config, True, self.metrics)
         if self.state is TrialState.FAILED:

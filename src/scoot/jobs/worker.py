@@ -26,7 +26,8 @@ from typing import Any
 
 from scoot.domain import TrialState
 from scoot.jobs import control
-from scoot.jobs.evaluate import HEARTBEAT_S, build_workload, evaluate
+from scoot.jobs.driver import workload_of
+from scoot.jobs.evaluate import HEARTBEAT_S, evaluate
 from scoot.jobs.store import Store
 
 RETRY_DELAY_S = 1.0
@@ -118,8 +119,10 @@ def run_trial(trial_id: int) -> str:
                     return f"trial {trial_id} was taken by another task"
                 log_dir = ctx.data_dir / "logs" / f"study-{study.id}"
                 log_dir.mkdir(parents=True, exist_ok=True)
-                workload = build_workload(spec)
-                state = evaluate(store, spec, store.trial(trial_id), gpu_set, workload, log_dir)
+                claimed = store.trial(trial_id)
+                state = evaluate(
+                    store, spec, claimed, gpu_set, workload_of(spec, claimed), log_dir
+                )
             finally:
                 lock.__exit__(None, None, None)
             control.advance(store, study.id, queue.enqueue)
