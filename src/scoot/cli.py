@@ -92,6 +92,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--queue", help=QUEUE_HELP)
     t.set_defaults(func=cmd_tune)
 
+    ui = sub.add_parser("tui", help="watch and steer studies in a terminal UI (keyboard only)")
+    ui.add_argument("--queue", help=QUEUE_HELP)
+    ui.set_defaults(func=cmd_tui)
+
     w = sub.add_parser("worker", help="run queued trials on this machine's GPU sets")
     w.add_argument("--queue", help=QUEUE_HELP)
     w.add_argument(
@@ -237,6 +241,13 @@ def _detach(
         f"{len(spec.gpu_sets)} GPU sets). Run `scoot worker` if none is running; watch with "
         f"`scoot study status {spec.name}`."
     )
+    return 0
+
+
+def cmd_tui(ns: argparse.Namespace) -> int:
+    from scoot.tui.app import run_tui
+
+    run_tui(data_dir(ns.data_dir), queue_url=ns.queue)
     return 0
 
 

@@ -1,0 +1,226 @@
+"""What the TUI shows, read from the store in one go (no Textual here, so it is testable alone).
+
+The TUI never evaluates anything: it reads snapshots built here in a worker thread and sends
+operator commands through :mod:`scoot.jobs.control`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from scoot.domain import Objective, TrialState
+from scoot.jobs.driver import best_trial, robust_slo, space_of
+from scoot.jobs.store import Store, StudyRow, TrialRow
+from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
+from scoot.optim.results import pareto_mask, to_minimize
+from scoot.study import StudySpec
+
+METRIC_COLUMNS = (
+    ("req/s", "request_throughput", "{:.2f}"),
+    ("p95 ms", "p95_e2el_ms", "{:.0f}"),
+    ("TTFT ms", "mean_ttft_ms", "{:.0f}"),
+    ("TPOT ms", "mean_tpot_ms", "{:.1f}"),
+)
+
+
+@dataclass(frozen=True)
+class StudySummary:
+    """One row of the studies screen."""
+
+    id: int
+    name: str
+    objectives: str
+    engine: str
+    gpu_sets: str
+    state: str
+    done: int
+    budget: int
+    failed: int
+    best: str
+
+
+@dataclass(frozen=True)
+class TrialView:
+    """One trial as the study screen shows it."""
+
+    row: TrialRow
+    best: bool
+    on_front: bool
+
+    @property
+    def number(self) -> int:
+        return self.row.number
+
+
+@dataclass(frozen=True)
+class Running:
+    """What runs on a GPU set: the trial, for how long, how far its stress test is."""
+
+    gpu_set: str
+    trial: int | None
+    elapsed_s: float
+    progress: float
+
+
+@dataclass(frozen=True)
+class StudyView:
+    """Everything the study screen draws, at one instant."""
+
+    summary: StudySummary
+    spec: StudySpec
+    trials: list[TrialView]
+    params: list[str]
+    deltas: list[float]
+    failures: dict[str, int]
+    pof_next: list[tuple[int, float]]
+    running: list[Running]
+    slo: tuple[int, list[float]] | None
+    default_point: list[float] | None = None
+    points: list[tuple[int, list[float]]] = field(default_factory=list)
+
+    @property
+    def best(self) -> TrialView | None:
+        return next((t for t in self.trials if t.best), None)
+
+
+def summarise(store: Store, study: StudyRow) -> StudySummary:
+    spec = StudySpec.from_json(study.spec_json, study.source)
+    trials = store.trials(study.id)
+    best = best_trial(trials, spec.objectives)
+    best_text = "-"
+    if best is not None and best.metrics is not None:
+        values = ", ".join(f"{o.value} {best.metrics.value(o):.4g}" for o in spec.objectives)
+        best_text = f"#{best.number}: {values}"
+    return StudySummary(
+        id=study.id,
+        name=study.name,
+        objectives="+".join(o.value for o in spec.objectives),
+        engine=f"{spec.engine.kind} {spec.engine.model}",
+        gpu_sets=" ".join(spec.gpu_sets),
+        state=study.state,
+        done=sum(t.counts for t in trials),
+        budget=spec.budget,
+        failed=sum(t.state is TrialState.FAILED for t in trials),
+        best=best_text,
+    )
+
+
+def load_studies(store: Store) -> list[StudySummary]:
+    return [summarise(store, s) for s in store.studies()]
+
+
+def load_study(store: Store, study_id: int, now: float | None = None) -> StudyView:
+    now = time.time() if now is None else now
+    row = store.study_by_id(study_id)
+    spec = StudySpec.from_json(row.spec_json, row.source)
+    rows = store.trials(study_id)
+    best = best_trial(rows, spec.objectives)
+    done = [t for t in rows if t.state is TrialState.COMPLETED and t.metrics and t.retest is None]
+    front_ids: set[int] = set()
+    points = [(t.number, [t.metrics.value(o) for o in spec.objectives]) for t in done if t.metrics]
+    if done:
+        pts = np.array([to_minimize(p, spec.objectives) for _, p in points])
+        front_ids = {done[i].id for i in np.flatnonzero(pareto_mask(pts))}
+    default = next((t for t in done if t.source == "default"), None)
+    trials = [TrialView(t, best is not None and t.id == best.id, t.id in front_ids) for t in rows]
+    observed = [t for t in rows if t.observation() is not None]
+    feasible = [t.state is TrialState.COMPLETED for t in observed]
+    k = len(spec.gpu_sets)
+    deltas = [delta_after(batches_of(feasible[:i], k)) for i in range(1, len(feasible) + 1)]
+    failures = dict(Counter(t.failure_kind.value for t in rows if t.failure_kind))
+    return StudyView(
+        summary=summarise(store, row),
+        spec=spec,
+        trials=trials,
+        params=[p.name for p in spec.params],
+        deltas=deltas,
+        failures=failures,
+        pof_next=_pof_next(spec, observed, rows),
+        running=_running(spec, rows, now),
+        slo=robust_slo(rows, best, spec.objectives) if best is not None else None,
+        default_point=(
+            [default.metrics.value(o) for o in spec.objectives]
+            if default and default.metrics
+            else None
+        ),
+        points=points,
+    )
+
+
+def _pof_next(
+    spec: StudySpec, observed: list[TrialRow], rows: list[TrialRow]
+) -> list[tuple[int, float]]:
+    """The random forest's POF (§4.7) of the trials waiting in the queue."""
+    queued = [t for t in rows if t.state is TrialState.QUEUED]
+    if not queued or not observed:
+        return []
+    space = space_of(spec)
+    model = FeasibilityModel(n_estimators=50).fit(
+        np.array([space.encode(t.config) for t in observed]),
+        np.array([t.state is TrialState.COMPLETED for t in observed]),
+        np.random.default_rng(0),
+    )
+    pof = model.pof(np.array([space.encode(t.config) for t in queued]))
+    return [(t.number, float(p)) for t, p in zip(queued, pof, strict=True)]
+
+
+def _running(spec: StudySpec, rows: list[TrialRow], now: float) -> list[Running]:
+    out = []
+    for gpu_set in spec.gpu_sets:
+        t = next((r for r in rows if r.state is TrialState.RUNNING and r.gpu_set == gpu_set), None)
+        if t is None or t.started_at is None:
+            out.append(Running(gpu_set, None, 0.0, 0.0))
+            continue
+        elapsed = max(0.0, now - t.started_at)
+        out.append(Running(gpu_set, t.number, elapsed, min(1.0, elapsed / spec.trace.duration_s)))
+    return out
+
+
+def metric_cells(t: TrialRow) -> list[str]:
+    if t.metrics is None or t.state is not TrialState.COMPLETED:
+        return ["-"] * len(METRIC_COLUMNS)
+    m = t.metrics.to_dict()
+    return [fmt.format(m[key]) for _, key, fmt in METRIC_COLUMNS]
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}"
+    return "-" if value is None else str(value)
+
+
+def percentiles(t: TrialRow) -> list[tuple[str, str, str, str, str]]:
+    """Rows of (metric, mean, p50, p95, p99) for the trial screen."""
+    if t.metrics is None:
+        return []
+    m = t.metrics.to_dict()
+    out = []
+    for name, key in (
+        ("TTFT ms", "ttft_ms"),
+        ("TPOT ms", "tpot_ms"),
+        ("ITL ms", "itl_ms"),
+        ("E2E ms", "e2el_ms"),
+    ):
+        cells = []
+        for prefix in ("mean", "median", "p95", "p99"):
+            v = m.get(f"{prefix}_{key}")
+            cells.append(
+                "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.1f}"
+            )
+        out.append((name, cells[0], cells[1], cells[2], cells[3]))
+    return out
+
+
+def objective_label(o: Objective) -> str:
+    return {
+        "throughput": "req/s",
+        "p95_latency": "p95 e2e ms",
+        "ttft": "TTFT ms",
+        "tpot": "TPOT ms",
+    }[o.value]

@@ -1,0 +1,1 @@
+"""The TUI's screens: studies, one study, one trial, export, new study."""

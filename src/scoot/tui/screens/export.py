@@ -1,0 +1,67 @@
+"""Export a configuration: ``vllm serve`` line, ``--config`` YAML, ``docker run`` line, JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
+
+from scoot.engine.exporters import (
+    docker_run_command,
+    to_json,
+    vllm_config_yaml,
+    vllm_serve_command,
+)
+from scoot.jobs.store import TrialRow
+from scoot.study import StudySpec
+
+
+def exports(trial: TrialRow, spec: StudySpec) -> dict[str, tuple[str, str]]:
+    """Format name -> (file suffix, text)."""
+    model, args, cfg = spec.engine.model, list(spec.engine.args), trial.config.as_dict()
+    return {
+        "vllm serve": ("sh", vllm_serve_command(model, args, cfg) + "\n"),
+        "config YAML": ("yaml", vllm_config_yaml(model, args, cfg)),
+        "docker run": ("docker.sh", docker_run_command(model, args, cfg) + "\n"),
+        "JSON": ("json", to_json(model, args, cfg) + "\n"),
+    }
+
+
+def write_exports(trial: TrialRow, spec: StudySpec, folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for suffix, text in exports(trial, spec).values():
+        path = folder / f"{spec.name}-trial-{trial.number}.{suffix}"
+        path.write_text(text)
+        out.append(path)
+    return out
+
+
+class ExportScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="export.close")
+    ]
+
+    def __init__(self, trial: TrialRow, spec: StudySpec, data_dir: Path) -> None:
+        super().__init__()
+        self.trial = trial
+        self.spec = spec
+        self.paths = write_exports(trial, spec, data_dir / "exports")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="export-box"):
+            yield Static(
+                f"trial #{self.trial.number} exported to {self.paths[0].parent}/ "
+                "(select text to copy)",
+                classes="title",
+            )
+            with TabbedContent():
+                for name, (_, text) in exports(self.trial, self.spec).items():
+                    with TabPane(name):
+                        yield TextArea(text, read_only=True, soft_wrap=True)
+        yield Footer()

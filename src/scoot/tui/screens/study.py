@@ -1,0 +1,235 @@
+"""One study, live: observations, objective plot, feasibility, GPU sets."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+
+from scoot.tui.data import (
+    METRIC_COLUMNS,
+    StudyView,
+    TrialView,
+    load_study,
+    metric_cells,
+    value_text,
+)
+from scoot.tui.screens.studies import run_command
+from scoot.tui.widgets.panels import FeasibilityPanel, GpuPanel, ObjectivePlot
+
+if TYPE_CHECKING:
+    from scoot.tui.app import ScootApp
+
+
+class StudyScreen(Screen[None]):
+    """Tabs keep it usable at 80x24; every tab is one key away."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back", id="study.back"),
+        Binding("enter", "open", "Trial", id="study.open", show=False),
+        Binding("s", "sort", "Sort", id="study.sort"),
+        Binding("slash", "filter", "Filter", id="study.filter"),
+        Binding("e", "export", "Export", id="study.export"),
+        Binding("p", "pause", "Pause", id="study.pause"),
+        Binding("P", "pause_now", "Pause now", id="study.pause_now", show=False),
+        Binding("r", "resume", "Resume", id="study.resume"),
+        Binding("c", "cancel", "Cancel", id="study.cancel", show=False),
+        Binding("1", "tab('trials')", "Trials", id="study.tab_trials", show=False),
+        Binding("2", "tab('plot')", "Plot", id="study.tab_plot", show=False),
+        Binding("3", "tab('feasibility')", "Feasibility", id="study.tab_feas", show=False),
+        Binding("4", "tab('gpus')", "GPU sets", id="study.tab_gpus", show=False),
+    ]
+
+    def __init__(self, study_id: int, name: str) -> None:
+        super().__init__()
+        self.study_id = study_id
+        self.study_name = name
+        self.view: StudyView | None = None
+        self.sort_index = 0  # 0: by trial number; then each metric column
+        self.filter_text = ""
+        self.columns: list[str] = []
+
+    @property
+    def scoot(self) -> ScootApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(self.study_name, id="study-title", markup=False)
+        with TabbedContent(initial="trials"):
+            with TabPane("1 Trials", id="trials"):
+                yield Input(placeholder="filter: text in any cell (Enter)", id="filter")
+                yield DataTable(id="trials-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("2 Plot", id="plot"):
+                yield ObjectivePlot(id="objective-plot")
+            with TabPane("3 Feasibility", id="feasibility"):
+                yield FeasibilityPanel(id="feasibility-panel")
+            with TabPane("4 GPU sets", id="gpus"):
+                yield GpuPanel(id="gpu-panel")
+        yield Static("", id="message", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#filter", Input).display = False
+        self.reload()
+        self.set_interval(self.scoot.refresh_s, self.reload)
+
+    @work(thread=True, exclusive=True, group="study")
+    def reload(self) -> None:
+        store = self.scoot.open_store()
+        try:
+            view = load_study(store, self.study_id)
+        finally:
+            store.close()
+        self.app.call_from_thread(self.show, view)
+
+    def show(self, view: StudyView) -> None:
+        self.view = view
+        s = view.summary
+        slo = ""
+        if view.slo is not None:
+            runs, values = view.slo
+            shown = ", ".join(
+                f"{o.value} {v:.4g}" for o, v in zip(view.spec.objectives, values, strict=True)
+            )
+            slo = f" | SLO over {runs} orders: {shown}"
+        self.query_one("#study-title", Static).update(
+            f"{s.name} [{s.state}] {s.objectives} | {s.done}/{s.budget} done, {s.failed} failed"
+            f" | best {s.best}{slo}"
+        )
+        self.fill_table(view)
+        self.query_one(ObjectivePlot).view = view
+        self.query_one(FeasibilityPanel).view = view
+        self.query_one(GpuPanel).view = view
+
+    def rows(self, view: StudyView) -> list[tuple[str, list[str]]]:
+        out = []
+        for t in view.trials:
+            row = t.row
+            mark = ("*" if t.best else "") + ("◆" if t.on_front and not t.best else "")
+            state = row.state.value + (f": {row.failure_kind.value}" if row.failure_kind else "")
+            cells = [f"{row.number}{mark}", row.source[:18]]
+            cells += [value_text(row.config.as_dict().get(p)) for p in view.params]
+            cells += [*metric_cells(row), state]
+            out.append((str(row.id), cells))
+        if self.filter_text:
+            out = [r for r in out if any(self.filter_text in c.lower() for c in r[1])]
+        if self.sort_index:
+            col = 1 + len(view.params) + self.sort_index
+
+            def key(r: tuple[str, list[str]]) -> float:
+                try:
+                    return float(r[1][col])
+                except ValueError:
+                    return float("inf")
+
+            out.sort(key=key)
+        return out
+
+    def fill_table(self, view: StudyView) -> None:
+        """Update cells in place; rebuild only when the row order changes."""
+        table = self.query_one("#trials-table", DataTable)
+        if not self.columns:
+            self.columns = ["#", "source", *(_short(p) for p in view.params)]
+            self.columns += [label for label, _, _ in METRIC_COLUMNS] + ["state"]
+            for i, name in enumerate(self.columns):
+                table.add_column(name, key=str(i))
+        rows = self.rows(view)
+        order = [k for k, _ in rows]
+        if order != [r.value for r in table.rows]:
+            cursor = table.cursor_row
+            table.clear()
+            for key, cells in rows:
+                table.add_row(*cells, key=key)
+            if table.row_count:
+                table.move_cursor(row=min(max(cursor, 0), table.row_count - 1))
+            return
+        for key, cells in rows:
+            for i, value in enumerate(cells):
+                if table.get_cell(key, str(i)) != value:
+                    table.update_cell(key, str(i), value, update_width=True)
+
+    def selected(self) -> TrialView | None:
+        table = self.query_one("#trials-table", DataTable)
+        if self.view is None or table.row_count == 0:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return next((t for t in self.view.trials if str(t.row.id) == key), None)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        self.action_open()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.filter_text = event.value.strip().lower()
+        event.input.display = bool(self.filter_text)
+        self.query_one("#trials-table", DataTable).focus()
+        if self.view is not None:
+            self.fill_table(self.view)
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_open(self) -> None:
+        from scoot.tui.screens.trial import TrialScreen
+
+        t = self.selected()
+        if t is not None and self.view is not None:
+            self.app.push_screen(TrialScreen(t.row, self.view.spec))
+
+    def action_sort(self) -> None:
+        self.sort_index = (self.sort_index + 1) % (len(METRIC_COLUMNS) + 1)
+        label = "trial number" if not self.sort_index else METRIC_COLUMNS[self.sort_index - 1][0]
+        self.say(f"sorted by {label}")
+        if self.view is not None:
+            self.fill_table(self.view)
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_tab(self, tab: str) -> None:
+        """Show a tab and focus its content (a focused widget in a hidden tab would pull the
+        view back to its own tab)."""
+        self.query_one(TabbedContent).active = tab
+        target = {
+            "trials": "#trials-table",
+            "plot": "#objective-plot",
+            "feasibility": "#feasibility-panel",
+            "gpus": "#gpu-panel",
+        }[tab]
+        self.query_one(target).focus()
+
+    def action_export(self) -> None:
+        from scoot.tui.screens.export import ExportScreen
+
+        if self.view is None:
+            return
+        chosen = self.selected() or self.view.best
+        if chosen is None:
+            self.say("no trial to export yet")
+            return
+        self.app.push_screen(ExportScreen(chosen.row, self.view.spec, self.scoot.data_dir))
+
+    def say(self, text: str) -> None:
+        self.query_one("#message", Static).update(text)
+
+    def action_pause(self) -> None:
+        self.say(run_command(self.scoot, self.study_id, self.study_name, "pause"))
+
+    def action_pause_now(self) -> None:
+        self.say(run_command(self.scoot, self.study_id, self.study_name, "pause-now"))
+
+    def action_resume(self) -> None:
+        self.say(run_command(self.scoot, self.study_id, self.study_name, "resume"))
+
+    def action_cancel(self) -> None:
+        self.say(run_command(self.scoot, self.study_id, self.study_name, "cancel"))
+
+
+def _short(name: str) -> str:
+    return "".join(w[0] for w in name.split("_")) if len(name) > 12 else name

@@ -1,0 +1,73 @@
+"""One trial: its full config, metrics with percentiles, the launch command, the log's tail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Footer, Static
+
+from scoot.jobs.store import TrialRow
+from scoot.study import StudySpec
+from scoot.tui.data import percentiles, value_text
+
+LOG_LINES = 12
+
+
+class TrialScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="trial.close"),
+        Binding("e", "export", "Export", id="trial.export"),
+    ]
+
+    def __init__(self, trial: TrialRow, spec: StudySpec) -> None:
+        super().__init__()
+        self.trial = trial
+        self.spec = spec
+
+    def compose(self) -> ComposeResult:
+        t = self.trial
+        state = t.state.value + (f" ({t.failure_kind.value})" if t.failure_kind else "")
+        with VerticalScroll(id="trial-box"):
+            yield Static(f"trial #{t.number} — {t.source} — {state}", classes="title")
+            config = "\n".join(f"  {k} = {value_text(v)}" for k, v in t.config.as_dict().items())
+            yield Static(f"config (GPU set {t.gpu_set or '-'}):\n{config}")
+            if t.failure_message:
+                yield Static(f"message: {t.failure_message}", classes="failure")
+            table: DataTable[str] = DataTable(id="percentiles", show_cursor=False)
+            yield table
+            if t.metrics is not None:
+                m = t.metrics
+                yield Static(
+                    f"{m.completed} completed, {m.failed} failed in {m.duration_s:.1f} s; "
+                    f"{m.request_throughput:.2f} req/s, {m.output_throughput:.0f} tok/s out"
+                )
+            yield Static(f"launch command:\n  {t.command or '-'}", id="command")
+            yield Static(f"engine log ({t.log_path or '-'}), last lines:\n{self.log_tail()}")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#percentiles", DataTable)
+        table.add_columns("metric", "mean", "p50", "p95", "p99")
+        for row in percentiles(self.trial):
+            table.add_row(*row)
+        table.display = bool(table.row_count)
+
+    def log_tail(self) -> str:
+        if not self.trial.log_path:
+            return "  (no log)"
+        path = Path(self.trial.log_path)
+        if not path.exists():
+            return f"  (log {path} is gone)"
+        lines = path.read_text(errors="replace").splitlines()[-LOG_LINES:]
+        return "\n".join(f"  {line[:150]}" for line in lines) or "  (empty)"
+
+    def action_export(self) -> None:
+        from scoot.tui.screens.export import ExportScreen
+
+        app = self.app
+        self.app.push_screen(ExportScreen(self.trial, self.spec, app.data_dir))  # type: ignore[attr-defined]

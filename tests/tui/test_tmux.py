@@ -1,0 +1,79 @@
+"""The TUI in a real terminal (tmux) while a worker runs a study: rows appear, pause works."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from helpers import wait_for
+
+
+def capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session], capture_output=True, text=True
+    ).stdout
+
+
+def trial_rows(screen: str) -> int:
+    """Rows of the trials table: a trial number, then a source."""
+    return len(re.findall(r"^\s*\d+[*◆]*\s+(default|sobol|scoot|retry)", screen, re.M))
+
+
+def running_rows(screen: str) -> int:
+    return len(re.findall(r"^\s*\d+[*◆]*\s+\S+.*\srunning\s*$", screen, re.M))
+
+
+def test_tui_in_tmux_watches_a_worker_and_pauses(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    tmux = shutil.which("tmux")
+    assert tmux, "tmux is missing: apt-get install tmux"
+    study = make_study(name="live", budget=8, duration=2.0)
+    log = (tmp_path / "worker.log").open("wb")
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "scoot", "worker"], stdout=log, stderr=subprocess.STDOUT
+    )
+    session = f"scoot-test-{os.getpid()}"
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "scoot", "tune", str(study), "--detach"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                tmux, "new-session", "-d", "-s", session, "-x", "120", "-y", "32",
+                "-e", f"SCOOT_HOME={scoot_home}",
+                f"{sys.executable} -m scoot tui",
+            ],
+            check=True,
+        )  # fmt: skip
+        wait_for(lambda: "live" in capture(session), 30, "the study row in the TUI")
+        subprocess.run([tmux, "send-keys", "-t", session, "Enter"], check=True)
+        wait_for(lambda: trial_rows(capture(session)) >= 1, 30, "the trials table")
+        first = trial_rows(capture(session))
+        wait_for(lambda: trial_rows(capture(session)) > first + 1, 90, "the table to grow")
+        subprocess.run([tmux, "send-keys", "-t", session, "p"], check=True)
+        wait_for(lambda: "[paused]" in capture(session), 15, "the paused state on screen")
+        wait_for(lambda: not running_rows(capture(session)), 60, "running trials to finish")
+        settled = trial_rows(capture(session))
+        time.sleep(5)
+        screen = capture(session)
+        assert trial_rows(screen) == settled, screen
+        assert "[paused]" in screen
+        assert not running_rows(screen)
+    finally:
+        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
+        worker.send_signal(signal.SIGINT)
+        try:
+            worker.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        log.close()
