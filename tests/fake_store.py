@@ -6,6 +6,7 @@ import textwrap
 from pathlib import Path
 
 from scoot.domain import Config, FailureKind, Metrics, TrialState
+from scoot.engine.exporters import vllm_serve_command
 from scoot.jobs.store import Store
 from scoot.study import parse_study
 
@@ -83,6 +84,8 @@ def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
         config = Config.of({"max_num_seqs": row[0], "max_num_batched_tokens": row[1]})
         t = store.add_trial(study.id, config, "default" if i == 0 else "scoot-sobo")
         store.claim(t.id, str(i % 2))
+        command = vllm_serve_command(spec.engine.model, list(spec.engine.args), config.as_dict())
+        store.mark_running(t.id, str(i % 2), 0, command, "")
         if len(row) == 3:
             store.finish(t.id, TrialState.FAILED, failure=FailureKind(row[2]), message=row[2])
         else:

@@ -247,7 +247,10 @@ def _detach(
 def cmd_tui(ns: argparse.Namespace) -> int:
     from scoot.tui.app import run_tui
 
-    run_tui(data_dir(ns.data_dir), queue_url=ns.queue)
+    try:
+        run_tui(data_dir(ns.data_dir), queue_url=ns.queue)
+    except ValueError as exc:  # a keymap file that does not parse
+        raise StoreError(str(exc)) from None
     return 0
 
 

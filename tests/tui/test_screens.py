@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
 from scoot.jobs.store import Store
@@ -103,3 +105,58 @@ async def test_pause_and_resume_from_the_studies_screen(data_dir: Path) -> None:
     store = Store(data_dir / "scoot.db")
     assert store.studies()[0].state == "cancelled"
     store.close()
+
+
+async def test_new_study_from_a_file_goes_to_the_workers(
+    data_dir: Path, make_study: Callable[..., Path]
+) -> None:
+    path = make_study(name="fresh", budget=3)
+    app = ScootApp(data_dir, refresh_s=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("n")
+        await pilot.pause(0.2)
+        await pilot.press(*"nope.toml", "enter")
+        await pilot.pause(0.2)
+        assert "nope.toml" in text_of(app.screen.query_one("#error", Static))
+        box = app.screen.query_one("#path", Input)
+        box.value = str(path)
+        await pilot.press("enter")
+        await pilot.pause(0.6)
+        assert isinstance(app.screen, StudiesScreen)
+        assert "handed to the workers" in text_of(app.screen.query_one("#message", Static))
+        assert app.screen.query_one("#studies", DataTable).row_count == 2
+    store = Store(data_dir / "scoot.db")
+    fresh = store.study("fresh")
+    assert fresh is not None and fresh.state == "running"
+    assert [t.source for t in store.trials(fresh.id)] == ["default"]
+    store.close()
+
+
+async def test_bindings_are_remappable_and_listed_in_the_palette(data_dir: Path) -> None:
+    (data_dir / "keys.toml").write_text('"studies.pause" = "x"\n')
+    store = Store(data_dir / "scoot.db")
+    store.set_study_state(store.studies()[0].id, "running")
+    store.close()
+    app = ScootApp(data_dir, refresh_s=0.2)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await pilot.pause(0.5)
+        table = app.screen.query_one("#studies", DataTable)
+        await pilot.press("p")  # no longer bound
+        await pilot.pause(0.4)
+        assert table.get_row_at(0)[4] == "running"
+        await pilot.press("x")
+        await pilot.pause(0.4)
+        assert table.get_row_at(0)[4] == "paused"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for words in ("Open", "New study", "Pause", "Resume", "Cancel"):
+            assert any(t.startswith(words + " (") for t in titles), titles
+
+
+def test_a_bad_keymap_file_is_named(tmp_path: Path) -> None:
+    from scoot.tui.app import load_keymap
+
+    bad = tmp_path / "keys.toml"
+    bad.write_text('"studies.pause" = 3\n')
+    with pytest.raises(ValueError, match=f"{bad}: key 'studies.pause'"):
+        load_keymap(bad)

@@ -82,4 +82,8 @@ def load_keymap(path: Path) -> dict[str, str]:
 
 
 def run_tui(data_dir: Path, queue_url: str | None = None) -> None:
-    ScootApp(data_dir, queue_url=queue_url).run()
+    """Run the app; a bad keymap file stops it before the screen is taken over."""
+    app = ScootApp(data_dir, queue_url=queue_url)
+    if app.keymap_path.exists():
+        load_keymap(app.keymap_path)
+    app.run()
