@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from helpers import study_text
 
 
 @pytest.fixture(autouse=True)
@@ -30,52 +31,6 @@ def tiny_trace(tmp_path: Path) -> Path:
     return write_trace(tmp_path / "tiny.jsonl", rows)
 
 
-STUDY = """
-name = "{name}"
-objectives = ["p95_latency"]
-budget = {budget}
-seed = 1
-constraints = ["max_num_batched_tokens >= max_num_seqs"]
-
-[engine]
-kind = "embedded"
-model = "llama-3.1-8b"
-gpu = "h100"
-args = ["--max-model-len", "4096"]
-startup_timeout_s = 30
-stop_grace_s = 3
-env = {{ SCOOT_ENGINE_STARTUP_S = "{startup}" }}
-
-[trace]
-file = "{trace}"
-rate = 8.0
-duration_s = {duration}
-
-[stress]
-request_timeout_s = 10
-drain_timeout_s = 10
-robustness_runs = {robust}
-
-[params.max_num_seqs]
-type = "int"
-low = 4
-high = 256
-log = true
-default = 256
-
-[params.max_num_batched_tokens]
-type = "int"
-low = 256
-high = 8192
-log = true
-default = 2048
-
-[params.enable_prefix_caching]
-type = "bool"
-default = true
-"""
-
-
 @pytest.fixture
 def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
     def make(
@@ -85,17 +40,23 @@ def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
         startup: float = 0.2,
         extra: str = "",
         robust: int = 0,
+        objectives: tuple[str, ...] = ("p95_latency",),
+        gpu_sets: tuple[str, ...] = ("0",),
+        folder: Path | None = None,
+        trace: Path | None = None,
     ) -> Path:
-        path = tmp_path / f"{name}.toml"
-        text = STUDY.format(
+        path = (folder or tmp_path) / f"{name}.toml"
+        text = study_text(
             name=name,
             budget=budget,
             duration=duration,
             startup=startup,
-            trace=tiny_trace,
+            trace=trace or tiny_trace,
             robust=robust,
+            objectives=objectives,
+            gpu_sets=gpu_sets,
         )
-        path.write_text(textwrap.dedent(text) + extra)
+        path.write_text(text + extra)
         return path
 
     return make

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -44,3 +50,76 @@ def wait_for(pred: Callable[[], bool], timeout: float, what: str = "condition") 
             return
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for: {what}")
+
+
+@contextmanager
+def worker(tmp_path: Path, *args: str, name: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
+    """A ``scoot worker`` process for the test's SCOOT_HOME, stopped (SIGINT) on exit."""
+    log = (tmp_path / f"{name}.log").open("wb")
+    argv = [sys.executable, "-m", "scoot", "worker", *args]
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+
+
+STUDY = """
+name = "{name}"
+objectives = {objectives}
+budget = {budget}
+seed = 1
+gpu_sets = {gpu_sets}
+constraints = ["max_num_batched_tokens >= max_num_seqs"]
+
+[engine]
+kind = "embedded"
+model = "llama-3.1-8b"
+gpu = "h100"
+args = ["--max-model-len", "4096"]
+startup_timeout_s = 30
+stop_grace_s = 3
+env = {{ SCOOT_ENGINE_STARTUP_S = "{startup}" }}
+
+[trace]
+file = "{trace}"
+rate = 8.0
+duration_s = {duration}
+
+[stress]
+request_timeout_s = 10
+drain_timeout_s = 10
+robustness_runs = {robust}
+
+[params.max_num_seqs]
+type = "int"
+low = 4
+high = 256
+log = true
+default = 256
+
+[params.max_num_batched_tokens]
+type = "int"
+low = 256
+high = 8192
+log = true
+default = 2048
+
+[params.enable_prefix_caching]
+type = "bool"
+default = true
+"""
+
+
+def study_text(**fields: object) -> str:
+    """The test study file with ``fields`` filled in (lists written as TOML arrays)."""
+    for key in ("objectives", "gpu_sets"):
+        fields[key] = json.dumps(list(fields[key]))  # type: ignore[call-overload]
+    return textwrap.dedent(STUDY.format(**fields))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
+from scoot.engine.launcher import parse_flags
 from scoot.stress.formats import FORMATS as TRACE_FORMATS
 
 ENGINE_KINDS = ("embedded", "vllm", "command")
@@ -487,24 +488,7 @@ def _param(name: str, r: _Reader) -> ParamSpec:
 
 def fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
     """Values of fixed ``--flag value`` pairs, so constraints may refer to them."""
-    values: dict[str, Value] = {}
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg.startswith("--"):
-            name = arg[2:].replace("-", "_")
-            if "=" in name:
-                name, raw = name.split("=", 1)
-                values[name] = _coerce(raw)
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                values[name] = _coerce(args[i + 1])
-                i += 1
-            elif name.startswith("no_"):
-                values[name[3:]] = False
-            else:
-                values[name] = True
-        i += 1
-    return values
+    return dict(parse_flags(args))
 
 
 def _canonical(value: object) -> object:
@@ -512,12 +496,3 @@ def _canonical(value: object) -> object:
     if isinstance(value, set | frozenset):
         return sorted(value, key=str)
     return str(value)
-
-
-def _coerce(raw: str) -> Value:
-    for conv in (int, float):
-        try:
-            return conv(raw)
-        except ValueError:
-            pass
-    return raw

@@ -13,8 +13,7 @@ from scoot.jobs.store import Store
 def test_two_gpu_sets_run_two_trials_at_once(
     make_study: Callable[..., Path], scoot_home: Path
 ) -> None:
-    study = make_study(name="par", budget=5, duration=1.5)
-    study.write_text(study.read_text().replace("seed = 1\n", 'seed = 1\ngpu_sets = ["0", "1"]\n'))
+    study = make_study(name="par", budget=5, duration=1.5, gpu_sets=("0", "1"))
     done = subprocess.run(
         [sys.executable, "-m", "scoot", "tune", str(study)],
         capture_output=True,

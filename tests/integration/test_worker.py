@@ -12,11 +12,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
-from helpers import engine_pids, trial_rows, wait_for
+from helpers import engine_pids, trial_rows, wait_for, worker
 from scoot.engine.launcher import free_port
 
 SCOOT = [sys.executable, "-m", "scoot"]
@@ -34,29 +33,6 @@ def scoot(*args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([*SCOOT, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done
-
-
-@contextmanager
-def worker(tmp_path: Path, *args: str, name: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
-    log = (tmp_path / f"{name}.log").open("wb")
-    proc = subprocess.Popen([*SCOOT, "worker", *args], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.close()
-
-
-def with_sets(study: Path, *sets: str) -> Path:
-    quoted = ", ".join(f'"{s}"' for s in sets)
-    study.write_text(study.read_text().replace("seed = 1\n", f"seed = 1\ngpu_sets = [{quoted}]\n"))
-    return study
 
 
 def overlaps(trials: list[sqlite3.Row]) -> tuple[bool, list[str]]:
@@ -79,7 +55,7 @@ def counted(trials: list[sqlite3.Row]) -> int:
 def test_two_gpu_sets_two_trials_at_once_through_the_queue(
     make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
 ) -> None:
-    study = with_sets(make_study(name="w2", budget=5, duration=1.5, robust=2), "0", "1")
+    study = make_study(name="w2", budget=5, duration=1.5, robust=2, gpu_sets=("0", "1"))
     db = scoot_home / "scoot.db"
     with worker(tmp_path):
         out = scoot("tune", str(study), "--detach")
@@ -191,7 +167,7 @@ def test_two_workers_share_a_redis_queue(
         cwd=tmp_path,
     )
     url = f"redis://127.0.0.1:{port}/0"
-    study = with_sets(make_study(name="red", budget=6, duration=1.5), "nodeA:0", "nodeB:0")
+    study = make_study(name="red", budget=6, duration=1.5, gpu_sets=("nodeA:0", "nodeB:0"))
     db = scoot_home / "scoot.db"
     try:
         time.sleep(0.5)

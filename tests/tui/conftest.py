@@ -5,57 +5,17 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
-STUDY = """
-name = "tui"
-objectives = ["ttft", "tpot"]
-budget = 5
-seed = 3
-gpu_sets = ["0", "1"]
-constraints = ["max_num_batched_tokens >= max_num_seqs"]
-
-[engine]
-kind = "embedded"
-model = "llama-3.1-8b"
-gpu = "h100"
-args = ["--max-model-len", "4096"]
-startup_timeout_s = 30
-stop_grace_s = 3
-env = {{ SCOOT_ENGINE_STARTUP_S = "0.2" }}
-
-[trace]
-file = "{trace}"
-rate = 8.0
-duration_s = 1.5
-
-[stress]
-request_timeout_s = 10
-drain_timeout_s = 10
-robustness_runs = 1
-
-[params.max_num_seqs]
-type = "int"
-low = 4
-high = 256
-log = true
-default = 256
-
-[params.max_num_batched_tokens]
-type = "int"
-low = 256
-high = 8192
-log = true
-default = 2048
-"""
+from helpers import study_text
 
 
 @pytest.fixture(scope="session")
 def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A data directory whose store holds a finished two-objective study."""
+    """A data directory whose store holds a finished two-objective study over two GPU sets,
+    with one re-test of the winner."""
     root = tmp_path_factory.mktemp("tui-real")
     trace = root / "trace.jsonl"
     trace.write_text(
@@ -65,7 +25,18 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
         )
     )
     study = root / "tui.toml"
-    study.write_text(textwrap.dedent(STUDY.format(trace=trace)))
+    study.write_text(
+        study_text(
+            name="tui",
+            budget=5,
+            duration=1.5,
+            startup=0.2,
+            trace=trace,
+            robust=1,
+            objectives=("ttft", "tpot"),
+            gpu_sets=("0", "1"),
+        )
+    )
     home = root / "home"
     done = subprocess.run(
         [sys.executable, "-m", "scoot", "--data-dir", str(home), "tune", str(study)],

@@ -5,14 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from helpers import wait_for
+from helpers import wait_for, worker
 
 
 def capture(session: str) -> str:
@@ -36,12 +36,8 @@ def test_tui_in_tmux_watches_a_worker_and_pauses(
     tmux = shutil.which("tmux")
     assert tmux, "tmux is missing: apt-get install tmux"
     study = make_study(name="live", budget=8, duration=2.0)
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "scoot", "worker"], stdout=log, stderr=subprocess.STDOUT
-    )
     session = f"scoot-test-{os.getpid()}"
-    try:
+    with worker(tmp_path), tmux_session(tmux, session):
         subprocess.run(
             [sys.executable, "-m", "scoot", "tune", str(study), "--detach"],
             check=True,
@@ -69,11 +65,11 @@ def test_tui_in_tmux_watches_a_worker_and_pauses(
         assert trial_rows(screen) == settled, screen
         assert "[paused]" in screen
         assert not running_rows(screen)
+
+
+@contextmanager
+def tmux_session(tmux: str, name: str) -> Iterator[None]:
+    try:
+        yield
     finally:
-        subprocess.run([tmux, "kill-session", "-t", session], capture_output=True)
-        worker.send_signal(signal.SIGINT)
-        try:
-            worker.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-        log.close()
+        subprocess.run([tmux, "kill-session", "-t", name], capture_output=True)

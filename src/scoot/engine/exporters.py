@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from scoot.domain import Value
-from scoot.engine.launcher import flags_for
+from scoot.engine.launcher import flags_for, parse_flags
 
 
 def vllm_serve_command(model: str, fixed_args: Sequence[str], config: Mapping[str, Value]) -> str:
@@ -26,8 +26,8 @@ def vllm_config_yaml(model: str, fixed_args: Sequence[str], config: Mapping[str,
     """A file for ``vllm serve --config FILE``: one ``key: value`` per flag (vLLM reads the
     flag names with dashes, as on the command line), the model as ``model``."""
     lines = [f"model: {_yaml_scalar(model)}"]
-    for key, value in _pairs(list(fixed_args) + flags_for(config)):
-        lines.append(f"{key}: {_yaml_scalar(value)}")
+    for name, value in parse_flags([*fixed_args, *flags_for(config)]):
+        lines.append(f"{name.replace('_', '-')}: {_yaml_scalar(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -46,34 +46,6 @@ def docker_run_command(
     # The model cache is mounted from the operator's home: left unquoted so the shell expands it.
     cache = '-v "$HOME/.cache/huggingface:/root/.cache/huggingface"'
     return f"{shlex.join(head)} {cache} {shlex.join(tail)}"
-
-
-def _pairs(argv: Sequence[str]) -> list[tuple[str, Value]]:
-    """``--flag value`` / ``--flag`` / ``--no-flag`` to (name, value) pairs."""
-    out: list[tuple[str, Value]] = []
-    i = 0
-    while i < len(argv):
-        tok = argv[i]
-        name = tok.lstrip("-")
-        if i + 1 < len(argv) and not argv[i + 1].startswith("--"):
-            out.append((name, _scalar(argv[i + 1])))
-            i += 2
-            continue
-        if name.startswith("no-"):
-            out.append((name.removeprefix("no-"), False))
-        else:
-            out.append((name, True))
-        i += 1
-    return out
-
-
-def _scalar(raw: str) -> Value:
-    for conv in (int, float):
-        try:
-            return conv(raw)
-        except ValueError:
-            pass
-    return raw
 
 
 def _yaml_scalar(value: Value) -> str:

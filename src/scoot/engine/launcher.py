@@ -60,6 +60,38 @@ def flags_for(config: Mapping[str, Value]) -> list[str]:
     return out
 
 
+def parse_flags(args: Sequence[str]) -> list[tuple[str, Value]]:
+    """The inverse of :func:`flags_for`: ``--name value``, ``--name=value``, ``--name`` and
+    ``--no-name`` to ``(name, value)`` with underscores; numbers parsed, other words kept."""
+    out: list[tuple[str, Value]] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg.startswith("--"):
+            name = arg[2:].replace("-", "_")
+            if "=" in name:
+                name, raw = name.split("=", 1)
+                out.append((name, _number_or_word(raw)))
+            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
+                out.append((name, _number_or_word(args[i + 1])))
+                i += 1
+            elif name.startswith("no_"):
+                out.append((name[3:], False))
+            else:
+                out.append((name, True))
+        i += 1
+    return out
+
+
+def _number_or_word(raw: str) -> Value:
+    for conv in (int, float):
+        try:
+            return conv(raw)
+        except ValueError:
+            pass
+    return raw
+
+
 def build_argv(
     kind: str,
     command: Sequence[str],

@@ -30,14 +30,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from scoot.domain import Config, Objective, Observation, Suggestion
+from scoot.domain import Config, Objective, Observation
 from scoot.optim.ehvi import ehvi
-from scoot.optim.feasibility import Gate, gate_for
+from scoot.optim.feasibility import Gate
+from scoot.optim.gated import GatedBO
 from scoot.optim.mixed import pymoo_vars, to_unit
 from scoot.optim.results import pareto_mask
-from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
 from scoot.optim.space import SearchSpace
-from scoot.optim.surrogate import GP, hebo_round
+from scoot.optim.surrogate import GP
 
 
 def log_objectives(
@@ -80,7 +80,7 @@ def choose_reference(
     return nadir_reference(points[pareto_mask(points)])
 
 
-class ScootMOBO:
+class ScootMOBO(GatedBO):
     """Independent GPs, exact EHVI, pymoo's mixed-variable GA, POF >= Delta; top-k EHVI."""
 
     name = "scoot-mobo"
@@ -99,37 +99,18 @@ class ScootMOBO:
     ) -> None:
         if len(objectives) < 2:
             raise ValueError("MOBO needs at least two objectives; use ScootSOBO for one")
-        self.space = space
+        super().__init__(
+            space, parallelism=parallelism, n_init=n_init, epochs=epochs, use_forest=use_forest
+        )
         self.objectives = tuple(objectives)
-        self.parallelism = parallelism
-        self.n_init = initial_design_size(space) if n_init is None else n_init
         self.pop = pop
         self.gens = gens
-        self.epochs = epochs
-        self.use_forest = use_forest
-        self.sobol = SobolSuggester(space)
-        if not use_forest:
-            self.name = "scoot-mobo-no-rf"
 
-    def suggest(
-        self, history: Sequence[Observation], n: int, rng: np.random.Generator
-    ) -> list[Suggestion]:
-        feasible = [o for o in history if o.feasible and o.metrics is not None]
-        if n <= 0:
-            return []
-        if len(history) < self.n_init or len(feasible) < 2:
-            return self.sobol.suggest(history, n, rng)
-        gate = gate_for(self.space, history, self.parallelism, rng, use_forest=self.use_forest)
-        seen = {o.config for o in history}
-        with hebo_round(rng):
-            ranked = self._ranked(history, feasible, gate)
-        picked: list[Config] = []
-        for c in ranked:
-            if c not in seen and c not in picked:
-                picked.append(c)
-            if len(picked) == n:
-                break
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+    def _candidates(
+        self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
+    ) -> list[Config]:
+        """Ranked by EHVI: the picks are the top k (§4.5.2)."""
+        return self._ranked(history, feasible, gate)
 
     def _ranked(
         self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate

@@ -26,11 +26,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scoot.domain import Config, Objective, Observation, Suggestion
-from scoot.optim.feasibility import Gate, gate_for
-from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
+from scoot.domain import Config, Objective, Observation
+from scoot.optim.feasibility import Gate
+from scoot.optim.gated import GatedBO
 from scoot.optim.space import SearchSpace
-from scoot.optim.surrogate import EDGE, GP, hebo_round, isolated_random_state, warp_output
+from scoot.optim.surrogate import EDGE, GP, isolated_random_state, warp_output
 
 __all__ = ["XI", "ScootSOBO", "isolated_random_state", "ucb_beta"]
 
@@ -44,7 +44,7 @@ def ucb_beta(t: int) -> float:
     return 2.0 * math.log(t**2 * math.pi**2 / (6.0 * delta))
 
 
-class ScootSOBO:
+class ScootSOBO(GatedBO):
     """HEBO-MACE with random-forest feasibility, behind ``suggest(history, n, rng)``."""
 
     name = "scoot-sobo"
@@ -61,33 +61,21 @@ class ScootSOBO:
         epochs: int = 100,
         use_forest: bool = True,
     ) -> None:
-        self.space = space
+        super().__init__(
+            space, parallelism=parallelism, n_init=n_init, epochs=epochs, use_forest=use_forest
+        )
         self.objective = objective
-        self.parallelism = parallelism
-        self.n_init = initial_design_size(space) if n_init is None else n_init
         self.pop = pop
         self.iters = iters
-        self.epochs = epochs
-        self.use_forest = use_forest
-        self.sobol = SobolSuggester(space)
-        if not use_forest:
-            self.name = "scoot-sobo-no-rf"
 
-    def suggest(
-        self, history: Sequence[Observation], n: int, rng: np.random.Generator
-    ) -> list[Suggestion]:
-        feasible = [o for o in history if o.feasible and o.metrics is not None]
-        if n <= 0:
-            return []
-        if len(history) < self.n_init or len(feasible) < 2:
-            return self.sobol.suggest(history, n, rng)
-        gate = gate_for(self.space, history, self.parallelism, rng, use_forest=self.use_forest)
-        with hebo_round(rng):
-            candidates = self._pareto_set(feasible, gate, len(history) + 1)
-        seen = {o.config for o in history}
-        fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
-        picked = [fresh[i] for i in rng.permutation(len(fresh))[:n]]
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+    def _candidates(
+        self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
+    ) -> list[Config]:
+        return self._pareto_set(feasible, gate, len(history) + 1)
+
+    def _pick(self, fresh: list[Config], n: int, rng: np.random.Generator) -> list[Config]:
+        """Drawn at random from the acquisition's Pareto set (§4.5.1)."""
+        return [fresh[i] for i in rng.permutation(len(fresh))[:n]]
 
     def _pareto_set(self, feasible: Sequence[Observation], gate: Gate, t: int) -> list[Config]:
         import pandas as pd

@@ -55,9 +55,10 @@ class ExportScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="export-box"):
+            names = ", ".join(p.name for p in self.paths)
             yield Static(
-                f"trial #{self.trial.number} exported to {self.paths[0].parent}/ "
-                "(select text to copy)",
+                f"trial #{self.trial.number}: written to exports/ in the data directory "
+                f"({names}); select text to copy",
                 classes="title",
             )
             with TabbedContent():

@@ -65,26 +65,31 @@ class ObjectivePlot(PlotextPlot):
         self.refresh()
 
 
-class FeasibilityPanel(Static):
-    """Delta over time (Algorithm 1), POF of the queued trials, failures by kind."""
+class TextPanel(Static):
+    """A text panel redrawn from the study view it is given."""
+
+    can_focus = True
+    view: reactive[StudyView | None] = reactive(None, always_update=True)
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 (Textual's name)
         super().__init__("", id=id, markup=False)
 
-    can_focus = True
-
-    view: reactive[StudyView | None] = reactive(None, always_update=True)
-
     def watch_view(self, view: StudyView | None) -> None:
-        if view is None:
-            self.update("")
-            return
+        self.update("" if view is None else "\n".join(self.lines(view)))
+
+    def lines(self, view: StudyView) -> list[str]:
+        raise NotImplementedError
+
+
+class FeasibilityPanel(TextPanel):
+    """Delta over time (Algorithm 1), POF of the queued trials, failures by kind."""
+
+    def lines(self, view: StudyView) -> list[str]:
         lines = []
         if view.deltas:
-            recent = " ".join(f"{d:.2f}" for d in view.deltas[-12:])
-            lines.append(
-                f"Delta now {view.deltas[-1]:.2f}   (last {min(12, len(view.deltas))}: {recent})"
-            )
+            last = view.deltas[-12:]
+            recent = " ".join(f"{d:.2f}" for d in last)
+            lines.append(f"Delta now {view.deltas[-1]:.2f}   (last {len(last)}: {recent})")
         else:
             lines.append("Delta 0.50 (no observation yet)")
         if view.pof_next:
@@ -97,23 +102,13 @@ class FeasibilityPanel(Static):
             lines.append(f"failures by kind: {kinds}")
         else:
             lines.append("failures by kind: none")
-        self.update("\n".join(lines))
+        return lines
 
 
-class GpuPanel(Static):
+class GpuPanel(TextPanel):
     """One line per GPU set: the trial on it, for how long, the stress test's progress."""
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 (Textual's name)
-        super().__init__("", id=id, markup=False)
-
-    can_focus = True
-
-    view: reactive[StudyView | None] = reactive(None, always_update=True)
-
-    def watch_view(self, view: StudyView | None) -> None:
-        if view is None:
-            self.update("")
-            return
+    def lines(self, view: StudyView) -> list[str]:
         lines = []
         for r in view.running:
             if r.trial is None:
@@ -125,4 +120,4 @@ class GpuPanel(Static):
                 f"GPU set {r.gpu_set:>8}: trial #{r.trial}  {r.elapsed_s:5.0f} s  [{bar}] "
                 f"{r.progress * 100:3.0f}% of the stress test"
             )
-        self.update("\n".join(lines))
+        return lines

@@ -1,0 +1,66 @@
+"""What SCOOT's SOBO and MOBO share: one suggestion round of Algorithm 1 around a solver.
+
+Sobol until the initial design is complete (§4.1) or while fewer than two configs ran; then the
+random forest's gate (POF >= Delta, Eq. 3) for the solver, inside the random-state fence; then
+``n`` unseen candidates, Sobol filling any shortfall (§4.7). Subclasses supply the candidates
+(``_candidates``) and how ``n`` are picked from them (``_pick``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from scoot.domain import Config, Observation, Suggestion
+from scoot.optim.feasibility import Gate, gate_for
+from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
+from scoot.optim.space import SearchSpace
+from scoot.optim.surrogate import hebo_round
+
+
+class GatedBO:
+    name = "gated-bo"
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        *,
+        parallelism: int,
+        n_init: int | None,
+        epochs: int,
+        use_forest: bool,
+    ) -> None:
+        self.space = space
+        self.parallelism = parallelism
+        self.n_init = initial_design_size(space) if n_init is None else n_init
+        self.epochs = epochs
+        self.use_forest = use_forest
+        self.sobol = SobolSuggester(space)
+        if not use_forest:
+            self.name = f"{self.name}-no-rf"
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        feasible = [o for o in history if o.feasible and o.metrics is not None]
+        if n <= 0:
+            return []
+        if len(history) < self.n_init or len(feasible) < 2:
+            return self.sobol.suggest(history, n, rng)
+        gate = gate_for(self.space, history, self.parallelism, rng, use_forest=self.use_forest)
+        with hebo_round(rng):
+            candidates = self._candidates(history, feasible, gate)
+        seen = {o.config for o in history}
+        fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
+        picked = self._pick(fresh, n, rng)
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+
+    def _candidates(
+        self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
+    ) -> list[Config]:
+        raise NotImplementedError
+
+    def _pick(self, fresh: list[Config], n: int, rng: np.random.Generator) -> list[Config]:
+        """``n`` of the solver's unseen candidates; in the order given by default (ranked)."""
+        return fresh[:n]
