@@ -106,11 +106,34 @@ def test_memory_comes_from_aiconfigurator_where_tabulated() -> None:
     assert plan.kv_bytes_per_token == 131072  # 32 layers x 8 KV heads x 128 x 2 x 2 bytes
 
 
-def test_partial_prefills_default_the_threshold_like_vllm() -> None:
-    r = EngineArgs(model="qwen3-8b", gpu="h100", max_model_len=8192, max_num_partial_prefills=4)
-    assert r.resolved().long_prefill_token_threshold == int(8192 * 0.04)
-    with pytest.raises(EngineStartupError):
-        EngineArgs(max_num_partial_prefills=2, enable_chunked_prefill=False).resolved()
+def test_active_seqs_cap_admission_not_graphs_like_vllm_0_32() -> None:
+    """``--max-num-active-seqs`` (vLLM 0.32) caps RUNNING; more than max_num_seqs is refused,
+    and ``--max-num-partial-prefills`` (gone in 0.32) is not an argument any more."""
+    with pytest.raises(EngineStartupError, match="cannot be greater than max_num_seqs"):
+        EngineArgs(max_num_seqs=64, max_num_active_seqs=65).resolved()
+    with pytest.raises(TypeError):
+        EngineArgs(max_num_partial_prefills=2)  # type: ignore[call-arg]
+    reqs = [SimRequest(0.01 * i, list(range(i * 5, i * 5 + 200)), 200) for i in range(120)]
+
+    def run(active: int | None) -> tuple[float, float, int]:
+        args = EngineArgs(
+            model="llama-3.1-8b",
+            gpu="h100",
+            max_model_len=4096,
+            max_num_seqs=128,
+            max_num_active_seqs=active,
+            enable_prefix_caching=False,
+        )
+        done = [r for r in simulate(args, reqs) if r is not None]
+        ttft = sum(r.first_token - r.arrival for r in done) / len(done)
+        tpot = sum((r.finish - r.first_token) / (r.output_tokens - 1) for r in done) / len(done)
+        return ttft, tpot, args.resolved().max_num_active_seqs
+
+    wide_ttft, wide_tpot, wide = run(None)
+    narrow_ttft, narrow_tpot, narrow = run(16)
+    assert (wide, narrow) == (128, 16)
+    assert narrow_tpot < wide_tpot  # smaller decode batches
+    assert narrow_ttft > wide_ttft  # requests wait for a slot
 
 
 def test_bigger_token_budget_lowers_ttft_and_raises_tpot() -> None:

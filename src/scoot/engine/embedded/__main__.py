@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--scheduling-policy", choices=("fcfs", "priority"), default="fcfs")
     p.add_argument("--long-prefill-token-threshold", type=int, default=0)
-    p.add_argument("--max-num-partial-prefills", type=int, default=1)
+    p.add_argument("--max-num-active-seqs", type=int)
     p.add_argument("--enforce-eager", action="store_true")
     p.add_argument("--max-cudagraph-capture-size", type=int)
     p.add_argument(
@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         long_prefill_token_threshold=ns.long_prefill_token_threshold,
         enforce_eager=ns.enforce_eager,
         max_cudagraph_capture_size=ns.max_cudagraph_capture_size,
-        max_num_partial_prefills=ns.max_num_partial_prefills,
+        max_num_active_seqs=ns.max_num_active_seqs,
         timing=ns.timing,
     )
     log.info("vLLM-compatible embedded engine; non-default args: %s", " ".join(argv))

@@ -57,7 +57,7 @@ class EngineArgs:
     gpu_memory_utilization: float = 0.9
     scheduling_policy: str = "fcfs"
     long_prefill_token_threshold: int = 0
-    max_num_partial_prefills: int = 1
+    max_num_active_seqs: int | None = None
     enforce_eager: bool = False
     max_cudagraph_capture_size: int | None = None
     timing: str = "auto"
@@ -139,16 +139,17 @@ class EngineArgs:
                 f"ValueError: long_prefill_token_threshold ({self.long_prefill_token_threshold})"
                 f" cannot be greater than the max_model_len ({mml}).",
             )
-        if self.max_num_partial_prefills < 1:
+        active = self.max_num_active_seqs
+        if active is not None and active < 1:
             raise EngineStartupError(
                 "invalid_args",
-                "ValueError: max_num_partial_prefills "
-                f"({self.max_num_partial_prefills}) must be at least 1.",
+                f"ValueError: max_num_active_seqs ({active}) must be greater than or equal to 1.",
             )
-        if self.max_num_partial_prefills > 1 and not self.enable_chunked_prefill:
+        if active is not None and active > mns:
             raise EngineStartupError(
                 "invalid_args",
-                "ValueError: Chunked prefill must be enabled to set max_num_partial_prefills > 1.",
+                f"ValueError: max_num_active_seqs ({active}) cannot be greater than "
+                f"max_num_seqs ({mns}).",
             )
         if not 0.0 < self.gpu_memory_utilization <= 1.0:
             raise EngineStartupError(
@@ -162,13 +163,7 @@ class EngineArgs:
                 f"argument --scheduling-policy: invalid choice: '{self.scheduling_policy}' "
                 "(choose from 'fcfs', 'priority')",
             )
-        # SchedulerConfig.__post_init__: with concurrent partial prefills enabled and no
-        # threshold given, prompts longer than 4% of max_model_len are prefilled in chunks of
-        # that size, so several prompts progress side by side. The V1 scheduler applies no
-        # other cap for max_num_partial_prefills.
         threshold = self.long_prefill_token_threshold
-        if self.max_num_partial_prefills > 1 and threshold == 0:
-            threshold = int(mml * 0.04)
         if self.timing not in TIMINGS:
             raise EngineStartupError(
                 "invalid_args",
@@ -195,6 +190,7 @@ class EngineArgs:
             max_model_len=mml,
             perf=perf,
             long_prefill_token_threshold=threshold,
+            max_num_active_seqs=active if active is not None else mns,
         )
 
 
@@ -209,6 +205,9 @@ class ResolvedArgs:
     max_model_len: int
     perf: TablePerf | PerfModel
     long_prefill_token_threshold: int = 0
+    max_num_active_seqs: int = 0
+    """Admission cap into RUNNING (vLLM 0.32's ``--max-num-active-seqs``): decode batches stay
+    smaller while buffers and CUDA-graph capture still follow ``max_num_seqs``."""
 
     def plan(self) -> MemoryPlan:
         """vLLM's memory profile; raises where vLLM's start-up would fail."""
@@ -427,6 +426,7 @@ class Scheduler:
         a = resolved.args
         self.args = a
         self.max_num_seqs = resolved.max_num_seqs
+        self.max_active = resolved.max_num_active_seqs or resolved.max_num_seqs
         self.max_num_batched_tokens = resolved.max_num_batched_tokens
         self.max_model_len = resolved.max_model_len
         self.chunked = a.enable_chunked_prefill
@@ -533,7 +533,7 @@ class Scheduler:
             budget -= n
             i += 1
         if not preempted:
-            while self.num_waiting and budget > 0 and len(self.running) < self.max_num_seqs:
+            while self.num_waiting and budget > 0 and len(self.running) < self.max_active:
                 req = self._peek_waiting()
                 hit = self.pool.computed_blocks(req) if req.num_computed == 0 else []
                 computed = len(hit) * self.pool.block_size
