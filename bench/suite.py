@@ -79,7 +79,7 @@ class Service:
             "max_num_batched_tokens": r.max_num_batched_tokens,
             "enable_chunked_prefill": True,
             "enable_prefix_caching": True,
-            "gpu_memory_utilization": 0.9,
+            "gpu_memory_utilization": 0.92,
             "block_size": 16,
         }
         return {k: v for k, v in base.items() if k in self.grid}

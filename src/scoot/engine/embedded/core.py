@@ -54,7 +54,7 @@ class EngineArgs:
     block_size: int = 16
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
-    gpu_memory_utilization: float = 0.9
+    gpu_memory_utilization: float = 0.92  # CacheConfig's default in vLLM 0.32
     scheduling_policy: str = "fcfs"
     long_prefill_token_threshold: int = 0
     max_num_active_seqs: int | None = None
@@ -81,15 +81,12 @@ class EngineArgs:
             raise EngineStartupError(
                 "invalid_args", f"unknown --gpu {self.gpu!r}; known: {', '.join(sorted(GPUS))}"
             )
-        # arg_utils._set_default_args: high-memory GPUs (>= 70 GiB) get bigger defaults for the
-        # OpenAI server usage context.
-        big = gpu.memory_gib >= 70
-        mns = self.max_num_seqs
-        mnbt = self.max_num_batched_tokens
+        mns, mnbt = self.max_num_seqs, self.max_num_batched_tokens
+        default_seqs, default_tokens = default_batch_limits(gpu.name, gpu.memory_gib)
         if mns is None:
-            mns = 1024 if big else 256
+            mns = default_seqs
         if mnbt is None:
-            mnbt = 8192 if big else 2048
+            mnbt = default_tokens
         mml = self.max_model_len or model.max_position
         tp = self.tensor_parallel_size
         if mml > model.max_position:
@@ -192,6 +189,18 @@ class EngineArgs:
             long_prefill_token_threshold=threshold,
             max_num_active_seqs=active if active is not None else mns,
         )
+
+
+def default_batch_limits(gpu_name: str, memory_gib: float) -> tuple[int, int]:
+    """``(max_num_seqs, max_num_batched_tokens)`` vLLM 0.32 picks for ``vllm serve``
+    (``EngineArgs.get_batch_defaults``, OPENAI_API_SERVER context): 1024/16384 from 160 GiB,
+    1024/8192 from 70 GiB except on A100 (larger budgets lowered its throughput, vLLM PR
+    #17885), 256/2048 otherwise."""
+    if memory_gib >= 160:
+        return 1024, 16384
+    if memory_gib >= 70 and "a100" not in gpu_name.lower():
+        return 1024, 8192
+    return 256, 2048
 
 
 @dataclass(frozen=True, slots=True)
