@@ -78,12 +78,18 @@ def make(method: str, service: Service, space: SearchSpace, k: int) -> Suggester
     return factories[method]()
 
 
-def run_one(task: tuple[str, str, int, int, int]) -> dict[str, Any]:
+_GRIDS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def run_one(task: tuple[str, Service, int, int, int]) -> dict[str, Any]:
     """One tuning run: method x service x seed x k, ``budget`` evaluations."""
-    method, name, seed, k, budget = task
-    service = next(s for s in load_suite() if s.name == name)
-    grid = load_grid(service)
-    assert grid is not None, f"bench/grids/{name}.json is missing: run bench/make_grids.py"
+    method, service, seed, k, budget = task
+    name = service.name
+    if name not in _GRIDS:
+        loaded = load_grid(service)
+        assert loaded is not None, f"bench/grids/{name}.json is missing: run bench/make_grids.py"
+        _GRIDS[name] = loaded
+    grid = _GRIDS[name]
     space = search_space(service)
     suggester = make(method, service, space, k)
     default = space.default()
@@ -110,6 +116,7 @@ def run_one(task: tuple[str, str, int, int, int]) -> dict[str, Any]:
             history.append(observation(s.config, grid[key(s.config.as_dict())]))
     return {
         "method": method,
+        "budget": budget,
         "service": name,
         "seed": seed,
         "k": k,
@@ -261,10 +268,20 @@ def main(argv: list[str] | None = None) -> int:
             "methods": summarise(runs, crashy),
         }
     )
-    (Path(__file__).resolve().parent / "results" / "quality_runs.json").write_text(
-        json.dumps(runs) + "\n"
-    )
     return finish("quality", out)
+
+
+def _read_log(path: Path, budget: int) -> dict[tuple[str, str, int, int], dict[str, Any]]:
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        if not line.strip():
+            continue
+        run = json.loads(line)
+        if run.get("budget") == budget:
+            out[(run["method"], run["service"], run["seed"], run["k"])] = run
+    return out
 
 
 if __name__ == "__main__":

@@ -16,10 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
+from scoot.engine.catalog import (
+    DEFAULT_CATALOG,
+    Catalog,
+    CatalogError,
+    load_catalog,
+    load_profile,
+)
 from scoot.engine.launcher import parse_flags
 from scoot.stress.formats import FORMATS as TRACE_FORMATS
 
-ENGINE_KINDS = ("embedded", "vllm", "command")
+ENGINE_KINDS = ("embedded", "vllm", "sglang", "command")
 ARRIVALS = ("poisson", "gamma", "constant", "trace")
 ENDPOINTS = ("completions", "chat")
 
@@ -45,6 +52,10 @@ class EngineSpec:
     env: tuple[tuple[str, str], ...] = ()
     startup_timeout_s: float = 120.0
     stop_grace_s: float = 10.0
+    catalog: str = ""
+    """The parameter catalog flags are checked against (``vllm-0.32``); empty: none."""
+    profile: str = ""
+    """An engine profile whose fixed flags, environment and constraints apply (``vllm-cpu``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,7 +183,7 @@ class _Reader:
         self.prefix = prefix
 
     def fail(self, key: str, message: str) -> StudyError:
-        return StudyError(f"{self.path}: key '{self.prefix}{key}': {message}")
+        return StudyError(f"{self.path}: key '{(self.prefix + key).rstrip('.')}': {message}")
 
     def check_keys(self, allowed: set[str]) -> None:
         for key in self.table:
@@ -258,10 +269,11 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     engine = _engine(top.sub("engine"))
     trace = _trace(top.sub("trace"), base)
     stress = _stress(top.sub("stress"))
-    params = _params(top.sub("params"))
+    params = _params(top.sub("params"), engine, gpu_sets)
     names = {p.name for p in params}
-    fixed = set(fixed_flag_values(engine.args))
-    constraints = []
+    fixed = set(known_values(engine, gpu_sets))
+    from_catalog = _catalog_constraints(engine, names)
+    constraints = list(from_catalog)
     for i, expr in enumerate(top.get("constraints", list, [])):
         if not isinstance(expr, str):
             raise top.fail(f"constraints[{i}]", "expected a string expression")
@@ -285,11 +297,44 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     )
     defaults = spec.defaults
     if defaults is not None:
-        values = {**fixed_flag_values(engine.args), **defaults}
+        values = {**known_values(engine, gpu_sets), **defaults}
         for i, c in enumerate(spec.constraints):
-            if not c.holds(values):
-                raise top.fail(f"constraints[{i}]", f"the parameters' defaults violate {c.expr!r}")
+            if c.holds(values):
+                continue
+            if i < len(from_catalog):
+                raise top.fail(
+                    "params",
+                    f"the parameters' defaults violate {c.expr!r}, a known constraint of "
+                    f"{engine.catalog or engine.profile}",
+                )
+            raise top.fail(
+                f"constraints[{i - len(from_catalog)}]",
+                f"the parameters' defaults violate {c.expr!r}",
+            )
     return spec
+
+
+def known_values(engine: EngineSpec, gpu_sets: tuple[str, ...]) -> dict[str, Value]:
+    """What constraints may read besides the tuned flags: the fixed flags (``max_model_len``
+    ...) and ``gpu_count``, the number of GPUs in a set."""
+    values = fixed_flag_values(engine.args)
+    values["gpu_count"] = len(devices_of(gpu_sets[0]).split(",")) if gpu_sets else 1
+    return values
+
+
+def _catalog_constraints(engine: EngineSpec, tuned: set[str]) -> list[Constraint]:
+    """The catalog's and the profile's known constraints that involve a tuned flag."""
+    exprs: list[str] = []
+    if engine.catalog:
+        exprs += list(load_catalog(engine.catalog).constraints)
+    if engine.profile:
+        exprs += list(load_profile(engine.profile).get("constraints", ()))
+    out = []
+    for expr in exprs:
+        c = Constraint.parse(expr)
+        if c.names & tuned:
+            out.append(c)
+    return out
 
 
 def _objectives(top: _Reader) -> tuple[Objective, ...]:
@@ -312,7 +357,18 @@ def _objectives(top: _Reader) -> tuple[Objective, ...]:
 
 def _engine(r: _Reader) -> EngineSpec:
     r.check_keys(
-        {"kind", "model", "gpu", "command", "args", "env", "startup_timeout_s", "stop_grace_s"}
+        {
+            "kind",
+            "model",
+            "gpu",
+            "command",
+            "args",
+            "env",
+            "startup_timeout_s",
+            "stop_grace_s",
+            "catalog",
+            "profile",
+        }
     )
     kind = r.get("kind", str, "embedded")
     if kind not in ENGINE_KINDS:
@@ -320,21 +376,39 @@ def _engine(r: _Reader) -> EngineSpec:
     command = _str_list(r, "command")
     if kind == "command" and not command:
         raise r.fail("command", 'required when kind = "command"')
-    env_table = r.get("env", dict, {})
+    profile_name = r.get("profile", str, "")
+    profile: dict[str, Any] = {}
+    if profile_name:
+        try:
+            profile = load_profile(profile_name)
+        except CatalogError as exc:
+            raise r.fail("profile", str(exc)) from None
+    catalog = r.get("catalog", str, profile.get("catalog") or DEFAULT_CATALOG.get(kind, ""))
+    if catalog:
+        try:
+            load_catalog(catalog)
+        except CatalogError as exc:
+            raise r.fail("catalog", str(exc)) from None
+    env_table = {**profile.get("env", {}), **r.get("env", dict, {})}
     env = []
     for key, value in env_table.items():
         if not isinstance(value, str):
             raise r.fail(f"env.{key}", "expected a string")
         env.append((key, value))
+    startup = r.positive(
+        "startup_timeout_s", float, profile.get("startup_timeout_s", _ENGINE.startup_timeout_s)
+    )
     return EngineSpec(
         kind=kind,
         model=r.get("model", str, _ENGINE.model),
         gpu=r.get("gpu", str, _ENGINE.gpu),
         command=command,
-        args=_str_list(r, "args"),
+        args=tuple(profile.get("args", ())) + _str_list(r, "args"),
         env=tuple(env),
-        startup_timeout_s=r.positive("startup_timeout_s", float, _ENGINE.startup_timeout_s),
+        startup_timeout_s=float(startup),
         stop_grace_s=r.positive("stop_grace_s", float, _ENGINE.stop_grace_s),
+        catalog=catalog,
+        profile=profile_name,
     )
 
 
@@ -435,15 +509,115 @@ def _goodput(r: _Reader) -> tuple[tuple[str, float], ...]:
     return tuple(sorted(out))
 
 
-def _params(r: _Reader) -> tuple[ParamSpec, ...]:
+def _params(r: _Reader, engine: EngineSpec, gpu_sets: tuple[str, ...]) -> tuple[ParamSpec, ...]:
     if not r.table:
         raise r.fail("", "a study needs at least one parameter to tune under [params.NAME]")
+    catalog = load_catalog(engine.catalog) if engine.catalog else None
     result = []
     for name in r.table:
         if not name.isidentifier():
             raise r.fail(name, "parameter names use underscores, e.g. max_num_seqs")
-        result.append(_param(name, r.sub(name)))
+        sub = r.sub(name)
+        if catalog is not None:
+            sub = _from_catalog(catalog, name, sub, engine, gpu_sets)
+        result.append(_param(name, sub))
     return tuple(result)
+
+
+_KINDS = {"int": "int", "float": "float", "bool": "bool", "enum": "enum"}
+
+
+def _from_catalog(
+    catalog: Catalog, name: str, r: _Reader, engine: EngineSpec, gpu_sets: tuple[str, ...]
+) -> _Reader:
+    """The parameter's table with what the study leaves out taken from the catalog: type,
+    range, scale, choices and the engine's default. A flag the catalog does not know, a type
+    that disagrees with the engine's, or a choice the engine refuses is an error here."""
+    try:
+        flag = catalog.flag(name)
+    except CatalogError as exc:
+        raise r.fail("", str(exc)) from None
+    if engine.kind == "embedded" and name not in embedded_flags():
+        raise r.fail("", f"the embedded engine does not emulate --{name.replace('_', '-')}")
+    given = dict(r.table)
+    if "type" in given and given["type"] != _KINDS[flag.kind]:
+        raise r.fail(
+            "type",
+            f"{catalog.engine} {catalog.version} takes --{name.replace('_', '-')} as "
+            f"{flag.kind}, got {given['type']!r}",
+        )
+    merged: dict[str, Any] = {"type": _KINDS[flag.kind]}
+    if flag.kind in ("int", "float") and "low" not in given and "high" not in given:
+        merged.update(low=_num(flag.low, flag.kind), high=_num(flag.high, flag.kind))
+        merged["log"] = flag.log
+    if flag.kind == "enum":
+        if "choices" in given and flag.choices:
+            bad = [c for c in given["choices"] if c not in flag.choices]
+            if bad:
+                raise r.fail(
+                    "choices",
+                    f"{catalog.engine} {catalog.version} accepts {list(flag.choices)} for "
+                    f"--{name.replace('_', '-')}, not {bad}",
+                )
+        else:
+            merged["choices"] = list(flag.choices)
+    if "default" not in given:
+        default = flag.default
+        if flag.auto:
+            default = engine_default(engine, gpu_sets, name)
+            if default is None:
+                raise r.fail(
+                    "default",
+                    f"{catalog.engine} picks --{name.replace('_', '-')} at start-up "
+                    f"({flag.note or 'from the hardware'}); give the value it takes on your GPUs",
+                )
+        merged["default"] = default
+    merged.update(given)
+    return _Reader(r.path, merged, r.prefix)
+
+
+def _num(value: float | None, kind: str) -> Any:
+    if value is None:
+        return None
+    return int(value) if kind == "int" else float(value)
+
+
+def embedded_flags() -> set[str]:
+    """The vLLM flags the embedded engine emulates (its own parser's)."""
+    from scoot.engine.embedded.__main__ import build_parser
+
+    return {a.dest for a in build_parser()._actions if a.option_strings}
+
+
+def engine_default(engine: EngineSpec, gpu_sets: tuple[str, ...], name: str) -> Value | None:
+    """The value an engine picks at start-up for an ``auto`` flag, where SCOOT can know it
+    (the embedded engine computes it as vLLM 0.32 does); None otherwise."""
+    if engine.kind != "embedded":
+        return None
+    from scoot.engine.embedded.core import EngineArgs, EngineStartupError
+    from scoot.engine.embedded.perf import cudagraph_capture_sizes
+
+    fixed = fixed_flag_values(engine.args)
+    try:
+        resolved = EngineArgs(
+            model=engine.model,
+            gpu=engine.gpu,
+            max_model_len=int(fixed["max_model_len"]) if "max_model_len" in fixed else None,
+            tensor_parallel_size=int(fixed.get("tensor_parallel_size", 1)),
+            gpus_available=len(devices_of(gpu_sets[0]).split(",")) if gpu_sets else 1,
+        ).resolved()
+    except (EngineStartupError, KeyError, ValueError):
+        return None
+    known: dict[str, Value] = {
+        "max_num_seqs": resolved.max_num_seqs,
+        "max_num_batched_tokens": resolved.max_num_batched_tokens,
+        "max_num_active_seqs": resolved.max_num_seqs,
+        "enable_chunked_prefill": True,
+        "enable_prefix_caching": True,
+        "block_size": 16,
+        "max_cudagraph_capture_size": max(cudagraph_capture_sizes(resolved.max_num_seqs, None)),
+    }
+    return known.get(name)
 
 
 def _param(name: str, r: _Reader) -> ParamSpec:

@@ -58,6 +58,10 @@ def test_bad_params_name_the_key(
     make_study: Callable[..., Path], extra: str, key: str, words: str
 ) -> None:
     path = make_study(extra=extra)
+    # A command engine has no catalog: the generic checks of a parameter table.
+    path.write_text(
+        path.read_text().replace('kind = "embedded"', 'kind = "command"\ncommand = ["x"]')
+    )
     with pytest.raises(StudyError) as info:
         load_study(path)
     msg = str(info.value)
@@ -130,3 +134,78 @@ def test_robustness_runs_must_not_be_negative(make_study: Callable[..., Path]) -
     with pytest.raises(StudyError, match=r"key 'stress\.robustness_runs': must be >= 0"):
         load_study(path)
     assert load_study(make_study(name="r2", robust=2)).stress.robustness_runs == 2
+
+
+def _catalog_study(make_study: Callable[..., Path], params: str, engine: str = "") -> Path:
+    path = make_study()
+    text = path.read_text()
+    head = text[: text.index("[params.")]
+    # The catalog brings its own constraints; the template's would name untuned flags.
+    head = "\n".join(line for line in head.splitlines() if not line.startswith("constraints"))
+    head += "\n"
+    if engine:
+        head = head.replace('kind = "embedded"', engine)
+    path.write_text(head + params)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("params", "key", "words"),
+    [
+        ("[params.max_num_seq]\n", "params.max_num_seq", "did you mean max_num_seqs"),
+        ("[params.kv_cache_dtype]\n", "params.kv_cache_dtype", "no tunable flag"),
+        ("[params.async_scheduling]\n", "params.async_scheduling", "does not emulate"),
+        (
+            "[params.max_num_seqs]\ntype = 'float'\nlow = 1.0\nhigh = 9.0\n",
+            "params.max_num_seqs.type",
+            "as int",
+        ),
+        ("[params.block_size]\nchoices = [16, 24]\n", "params.block_size.choices", "not [24]"),
+    ],
+)
+def test_flags_are_checked_against_the_engine_catalog(
+    make_study: Callable[..., Path], params: str, key: str, words: str
+) -> None:
+    path = _catalog_study(make_study, params)
+    with pytest.raises(StudyError) as info:
+        load_study(path)
+    assert str(info.value).startswith(f"{path}: key '{key}'"), str(info.value)
+    assert words in str(info.value)
+
+
+def test_the_catalog_fills_what_a_study_leaves_out(make_study: Callable[..., Path]) -> None:
+    """`[params.max_num_seqs]` alone: vLLM 0.32's type and range, the embedded engine's own
+    default for the GPU (1024 on an H100), and the catalog's constraints."""
+    spec = load_study(
+        _catalog_study(make_study, "[params.max_num_seqs]\n[params.max_num_batched_tokens]\n")
+    )
+    seqs, tokens = spec.params
+    assert (seqs.kind, seqs.low, seqs.high, seqs.log, seqs.default) == (
+        ParamKind.INT, 1, 2048, True, 1024,
+    )  # fmt: skip
+    assert tokens.default == 8192
+    exprs = {c.expr for c in spec.constraints}
+    assert "max_num_batched_tokens >= max_num_seqs" in exprs
+    assert spec.engine.catalog == "vllm-0.32"
+
+
+def test_real_vllm_needs_the_default_it_picks_at_start_up(make_study: Callable[..., Path]) -> None:
+    path = _catalog_study(make_study, "[params.max_num_seqs]\n", 'kind = "vllm"')
+    with pytest.raises(StudyError, match=r"key 'params.max_num_seqs.default': vllm picks"):
+        load_study(path)
+    ok = _catalog_study(make_study, "[params.max_num_seqs]\ndefault = 256\n", 'kind = "vllm"')
+    assert load_study(ok).params[0].default == 256
+
+
+def test_the_vllm_cpu_profile_brings_its_flags_env_and_constraints(
+    make_study: Callable[..., Path],
+) -> None:
+    path = _catalog_study(
+        make_study,
+        "[params.block_size]\nchoices = [16, 32, 64]\ndefault = 32\n",
+        'kind = "vllm"\nprofile = "vllm-cpu"',
+    )
+    spec = load_study(path)
+    assert spec.engine.args[:2] == ("--dtype", "float32")
+    assert dict(spec.engine.env)["VLLM_CPU_KVCACHE_SPACE"] == "1"
+    assert any(c.expr == "block_size % 32 == 0" for c in spec.constraints)

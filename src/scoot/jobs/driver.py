@@ -28,7 +28,7 @@ from scoot.optim.protocol import Suggester
 from scoot.optim.results import best_index
 from scoot.optim.sobo import ScootSOBO
 from scoot.optim.space import SearchSpace
-from scoot.study import StudySpec, fixed_flag_values
+from scoot.study import StudySpec, known_values
 
 
 class StudyLocked(StoreError):
@@ -126,7 +126,7 @@ def workload_of(spec: StudySpec, trial: TrialRow) -> Workload:
 
 def space_of(spec: StudySpec) -> SearchSpace:
     """The study's search space, with its fixed flags visible to the constraints."""
-    return SearchSpace(spec.params, spec.constraints, fixed_flag_values(spec.engine.args))
+    return SearchSpace(spec.params, spec.constraints, known_values(spec.engine, spec.gpu_sets))
 
 
 class StudyLock:
