@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pip's isolated build environments too when passed through the environment.
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
 
-.PHONY: help venv demo test test-all check lint clean tables bench vllm-venv
+.PHONY: help venv demo test test-all check lint clean tables bench vllm-venv vllm-cpu
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -56,6 +56,11 @@ tables: .venv-aic/bin/python  ## regenerate the embedded engine's step tables fr
 	printf 'shim\n' > "$$SP/vllm-0.32.0+cpu.dist-info/INSTALLER"
 
 vllm-venv: .venv-vllm/bin/vllm  ## real vLLM (CPU) in its own venv, for bench/loadgen.py
+
+.cache/tiny-llama/config.json: .venv-vllm/bin/vllm tools/make_tiny_llama.py
+	.venv-vllm/bin/python tools/make_tiny_llama.py .cache/tiny-llama
+
+vllm-cpu: vllm-venv .cache/tiny-llama/config.json  ## real vLLM on CPU and a tiny local model
 
 bench: venv  ## run every benchmark in quick mode
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

@@ -142,6 +142,21 @@ def _parser() -> argparse.ArgumentParser:
     ti.set_defaults(func=cmd_trace_inspect)
     tc.set_defaults(func=cmd_trace_convert)
 
+    en = sub.add_parser("engine", help="engine parameter catalogs")
+    ensub = en.add_subparsers(dest="engine_command")
+    ec = ensub.add_parser(
+        "catalog", help="show a shipped catalog, or regenerate one from an installed engine"
+    )
+    ec.add_argument("--show", metavar="NAME", help="print a shipped catalog (e.g. vllm-0.32)")
+    ec.add_argument("--from", dest="from_engine", choices=("vllm", "sglang"))
+    ec.add_argument(
+        "--python",
+        help="the engine's Python (default: the interpreter behind the `vllm` command, or "
+        "`python3` for sglang)",
+    )
+    ec.add_argument("--write", action="store_true", help="write it into the shipped catalogs")
+    ec.set_defaults(func=cmd_engine_catalog)
+
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
     e.add_argument("name", help="study name")
     e.add_argument("--trial", type=int, help="trial number (default: the best)")
@@ -242,6 +257,62 @@ def _detach(
         f"`scoot study status {spec.name}`."
     )
     return 0
+
+
+def cmd_engine_catalog(ns: argparse.Namespace) -> int:
+    from scoot.engine import catalog as cat
+
+    try:
+        if ns.show:
+            _print_catalog(cat.load_catalog(ns.show))
+            return 0
+        if not ns.from_engine:
+            console.print("shipped catalogs: " + ", ".join(cat.available()))
+            return 0
+        python = ns.python or cat.engine_python(ns.from_engine)
+        text = cat.generate(cat.introspect(ns.from_engine, python))
+        new = cat.parse_catalog_text(text)
+        if new.name in cat.available():
+            changes = cat.diff(cat.load_catalog(new.name), new)
+            console.print(
+                f"against the shipped {new.name}: "
+                + ("no change" if not changes else f"{len(changes)} change(s)")
+            )
+            for line in changes:
+                console.print(f"  {line}", markup=False)
+        else:
+            console.print(f"{new.name} is new (shipped: {', '.join(cat.available())})")
+        if ns.write:
+            path = cat.catalog_dir() / f"{new.name}.toml"
+            path.write_text(text)
+            console.print(f"written: {path}")
+        elif not ns.write:
+            print(text)
+    except cat.CatalogError as exc:
+        raise StoreError(str(exc)) from None
+    return 0
+
+
+def _print_catalog(c: object) -> None:
+    from scoot.engine.catalog import Catalog
+
+    assert isinstance(c, Catalog)
+    table = Table("flag", "group", "type", "default", "range / choices", "note")
+    for f in c.flags.values():
+        span = (
+            " ".join(map(str, f.choices))
+            if f.choices
+            else (
+                f"{f.low:g}..{f.high:g}" + (" log" if f.log else "") if f.low is not None else ""
+            )
+        )
+        table.add_row(
+            "--" + f.name.replace("_", "-"), f.group, f.kind, str(f.default), span, f.note
+        )
+    console.print(f"{c.engine} {c.version} ({c.source})")
+    console.print(table)
+    for expr in c.constraints:
+        console.print(f"constraint: {expr}", markup=False)
 
 
 def cmd_tui(ns: argparse.Namespace) -> int:

@@ -226,6 +226,21 @@ DEFAULT_CATALOG = {"embedded": "vllm-0.32", "vllm": "vllm-0.32", "sglang": "sgla
 (the embedded engine emulates vLLM 0.32)."""
 
 
+def engine_python(engine: str) -> str:
+    """The interpreter an installed engine runs on: the ``vllm`` script's shebang for vLLM
+    (it lives in its own environment), ``python3`` otherwise."""
+    import shutil
+
+    if engine == "vllm":
+        script = shutil.which("vllm")
+        if script is None:
+            raise CatalogError("no `vllm` command on PATH; pass --python /path/to/its/python")
+        first = Path(script).read_text(errors="replace").splitlines()[0]
+        if first.startswith("#!"):
+            return first[2:].strip().split()[0]
+    return "python3"
+
+
 def introspect(engine: str, python: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     """Run ``introspect.py`` with the engine's interpreter and return its JSON."""
     script = Path(__file__).with_name("introspect.py")

@@ -314,6 +314,8 @@ _PATTERNS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
     (
         FailureKind.INVALID_ARGS,
         (
+            "Value error, ",  # pydantic's line under a ValidationError: the actual reason
+            "No common block size",  # a block size the attention backend cannot use
             "error: argument",
             "error: unrecognized arguments",
             "invalid choice",
