@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scoot.domain import Objective, TrialState
-from scoot.engine.exporters import to_json, vllm_serve_command
+from scoot.engine.exporters import exports_for, vllm_serve_command
 from scoot.jobs.driver import best_trial, robust_slo
 from scoot.jobs.store import Store, StoreError, StudyRow
 from scoot.stress.formats import FORMATS, TraceLoad, to_jsonl
@@ -160,7 +160,13 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
     e.add_argument("name", help="study name")
     e.add_argument("--trial", type=int, help="trial number (default: the best)")
-    e.add_argument("--format", choices=("vllm", "json"), default="vllm")
+    e.add_argument(
+        "--format",
+        choices=("vllm", "yaml", "docker", "sglang", "k8s", "json"),
+        default="vllm",
+        help="vllm serve command, its --config YAML, docker run, SGLang command, Kubernetes "
+        "container args, or JSON",
+    )
     e.set_defaults(func=cmd_export)
     return p
 
@@ -414,14 +420,22 @@ def cmd_export(ns: argparse.Namespace) -> int:
         if not found:
             raise StoreError(f"study '{ns.name}' has no trial {ns.trial}")
         trial = found[0]
-    model = spec["engine"]["model"]
-    args = spec["engine"]["args"]
-    text = (
-        vllm_serve_command(model, args, trial.config.as_dict())
-        if ns.format == "vllm"
-        else to_json(model, args, trial.config.as_dict())
-    )
-    print(text)
+    formats = {
+        "vllm": "vllm serve",
+        "yaml": "config YAML",
+        "docker": "docker run",
+        "sglang": "sglang",
+        "k8s": "k8s args",
+        "json": "JSON",
+    }
+    engine = spec["engine"]
+    made = exports_for(engine["kind"], engine["model"], engine["args"], trial.config.as_dict())
+    if formats[ns.format] not in made:
+        raise StoreError(
+            f"--format {ns.format} does not apply to a {engine['kind']} study; "
+            f"use one of {', '.join(k for k, v in formats.items() if v in made)}"
+        )
+    print(made[formats[ns.format]][1], end="")
     return 0
 
 

@@ -26,7 +26,7 @@ from scoot.engine.catalog import (
 from scoot.engine.launcher import parse_flags
 from scoot.stress.formats import FORMATS as TRACE_FORMATS
 
-ENGINE_KINDS = ("embedded", "vllm", "sglang", "command")
+ENGINE_KINDS = ("embedded", "vllm", "sglang", "docker-vllm", "command")
 ARRIVALS = ("poisson", "gamma", "constant", "trace")
 ENDPOINTS = ("completions", "chat")
 

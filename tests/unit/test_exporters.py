@@ -44,3 +44,30 @@ def test_command_lines_carry_every_flag() -> None:
     tail = shlex.split(docker.split("vllm/vllm-openai:latest", 1)[1])
     assert dict(parse_flags(tail))["model"] == "Qwen/Qwen3-8B"
     assert json.loads(to_json("Qwen/Qwen3-8B", FIXED, CONFIG))["config"] == CONFIG
+
+
+def test_sglang_booleans_are_switches_and_k8s_args_read_back() -> None:
+    from scoot.engine.exporters import k8s_container_args, sglang_command
+    from scoot.engine.launcher import flags_for
+
+    cfg = {"max_running_requests": 64, "disable_radix_cache": False, "enable_mixed_chunk": True}
+    assert flags_for(cfg, "sglang") == ["--enable-mixed-chunk", "--max-running-requests", "64"]
+    line = shlex.split(sglang_command("Qwen/Qwen3-8B", [], cfg))
+    assert line[:5] == ["python3", "-m", "sglang.launch_server", "--model-path", "Qwen/Qwen3-8B"]
+    assert "--no-disable-radix-cache" not in line
+    args = yaml.safe_load(k8s_container_args("Qwen/Qwen3-8B", FIXED, CONFIG))["args"]
+    assert dict(parse_flags(args)) == {
+        "model": "Qwen/Qwen3-8B",
+        "max_model_len": 8192,
+        "enforce_eager": True,
+        **CONFIG,
+    }
+
+
+def test_every_export_of_a_kind_is_offered() -> None:
+    from scoot.engine.exporters import exports_for
+
+    assert set(exports_for("vllm", "m", [], CONFIG)) == {
+        "vllm serve", "config YAML", "docker run", "k8s args", "JSON",
+    }  # fmt: skip
+    assert set(exports_for("sglang", "m", [], CONFIG)) == {"sglang", "k8s args", "JSON"}

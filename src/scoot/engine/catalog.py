@@ -221,7 +221,12 @@ def load_profile(name: str) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
 
 
-DEFAULT_CATALOG = {"embedded": "vllm-0.32", "vllm": "vllm-0.32", "sglang": "sglang-0.5"}
+DEFAULT_CATALOG = {
+    "embedded": "vllm-0.32",
+    "vllm": "vllm-0.32",
+    "docker-vllm": "vllm-0.32",
+    "sglang": "sglang-0.5",
+}
 """The catalog a study of each engine kind uses unless ``[engine] catalog`` names another
 (the embedded engine emulates vLLM 0.32)."""
 

@@ -54,3 +54,40 @@ def _yaml_scalar(value: Value) -> str:
     if isinstance(value, int | float):
         return repr(value)
     return json.dumps(str(value))  # a quoted YAML string (JSON strings are valid YAML)
+
+
+def sglang_command(model: str, fixed_args: Sequence[str], config: Mapping[str, Value]) -> str:
+    """``python -m sglang.launch_server`` with the configuration (boolean flags as switches)."""
+    argv = ["python3", "-m", "sglang.launch_server", "--model-path", model, *fixed_args]
+    return shlex.join(argv + flags_for(config, "sglang"))
+
+
+def k8s_container_args(
+    model: str, fixed_args: Sequence[str], config: Mapping[str, Value], kind: str = "vllm"
+) -> str:
+    """The ``args:`` of a Kubernetes container running the engine's image, as YAML."""
+    if kind == "sglang":
+        args = ["--model-path", model, *fixed_args, *flags_for(config, "sglang")]
+        head = "# image: lmsysorg/sglang; command: [python3, -m, sglang.launch_server]"
+    else:
+        args = ["--model", model, *fixed_args, *flags_for(config)]
+        head = "# image: vllm/vllm-openai:v0.32.0 (entrypoint: vllm serve)"
+    return head + "\nargs:\n" + "".join(f"  - {json.dumps(a)}\n" for a in args)
+
+
+def exports_for(
+    kind: str, model: str, fixed_args: Sequence[str], config: Mapping[str, Value]
+) -> dict[str, tuple[str, str]]:
+    """Every export of a config for an engine kind: name -> (file suffix, text)."""
+    fixed = list(fixed_args)
+    if kind == "sglang":
+        out = {"sglang": ("sh", sglang_command(model, fixed, config) + "\n")}
+    else:
+        out = {
+            "vllm serve": ("sh", vllm_serve_command(model, fixed, config) + "\n"),
+            "config YAML": ("yaml", vllm_config_yaml(model, fixed, config)),
+            "docker run": ("docker.sh", docker_run_command(model, fixed, config) + "\n"),
+        }
+    out["k8s args"] = ("k8s.yaml", k8s_container_args(model, fixed, config, kind))
+    out["JSON"] = ("json", to_json(model, fixed, config) + "\n")
+    return out

@@ -43,15 +43,55 @@ TEMPLATES: dict[str, tuple[str, ...]] = {
         "{port}",
     ),
     "vllm": ("vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}"),
+    "sglang": (
+        "python3",
+        "-m",
+        "sglang.launch_server",
+        "--model-path",
+        "{model}",
+        "--host",
+        "{host}",
+        "--port",
+        "{port}",
+    ),
+    # The official image; the GPU set goes to --gpus (CUDA_VISIBLE_DEVICES does not cross into a
+    # container), the operator's model cache is mounted, the port is the host's.
+    "docker-vllm": (
+        "docker",
+        "run",
+        "--rm",
+        "--gpus",
+        '"device={gpus}"',
+        "--ipc=host",
+        "-p",
+        "{port}:{port}",
+        "-v",
+        "{hf_cache}:/root/.cache/huggingface",
+        "vllm/vllm-openai:v0.32.0",
+        "--model",
+        "{model}",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "{port}",
+    ),
 }
 
+STORE_TRUE_ENGINES = ("sglang",)
+"""Engines whose boolean flags are plain switches (no ``--no-`` form): False is left out."""
 
-def flags_for(config: Mapping[str, Value]) -> list[str]:
-    """vLLM-style flags for a config: ``--name value``; booleans as ``--name``/``--no-name``."""
+
+def flags_for(config: Mapping[str, Value], kind: str = "vllm") -> list[str]:
+    """Engine flags for a config: ``--name value``; booleans as ``--name``/``--no-name`` (vLLM's
+    BooleanOptionalAction), or for store-true engines ``--name`` when true and nothing when
+    false."""
     out: list[str] = []
     for name, value in sorted(config.items()):
         flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
+        if isinstance(value, bool) and kind in STORE_TRUE_ENGINES:
+            if value:
+                out.append(flag)
+        elif isinstance(value, bool):
             out.append(flag if value else "--no-" + flag[2:])
         elif isinstance(value, float):
             out += [flag, f"{value:.6g}"]
@@ -105,7 +145,7 @@ def build_argv(
         argv = [part.format(**fields) for part in template]
     except KeyError as exc:
         raise ValueError(f"engine command template uses unknown placeholder {exc}") from None
-    return argv + list(fixed_args) + flags_for(config)
+    return argv + list(fixed_args) + flags_for(config, kind)
 
 
 def free_port() -> int:

@@ -8,6 +8,7 @@ raised. The engine's process group is always stopped before this returns.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shlex
 import threading
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from scoot.stress.arrivals import order, schedule
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
 from scoot.stress.traces import TraceError, TraceRequest, heaviest, read_trace
-from scoot.study import StudySpec
+from scoot.study import StudySpec, devices_of
 
 HEARTBEAT_S = 2.0
 
@@ -74,6 +75,8 @@ def evaluate(
         "gpu": spec.engine.gpu,
         "host": "127.0.0.1",
         "port": str(port),
+        "gpus": devices_of(gpu_set),
+        "hf_cache": os.path.expanduser("~/.cache/huggingface"),
     }
     argv = build_argv(
         spec.engine.kind, spec.engine.command, fields, spec.engine.args, trial.config.as_dict()

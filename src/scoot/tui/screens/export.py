@@ -11,25 +11,16 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 
-from scoot.engine.exporters import (
-    docker_run_command,
-    to_json,
-    vllm_config_yaml,
-    vllm_serve_command,
-)
+from scoot.engine.exporters import exports_for
 from scoot.jobs.store import TrialRow
 from scoot.study import StudySpec
 
 
 def exports(trial: TrialRow, spec: StudySpec) -> dict[str, tuple[str, str]]:
     """Format name -> (file suffix, text)."""
-    model, args, cfg = spec.engine.model, list(spec.engine.args), trial.config.as_dict()
-    return {
-        "vllm serve": ("sh", vllm_serve_command(model, args, cfg) + "\n"),
-        "config YAML": ("yaml", vllm_config_yaml(model, args, cfg)),
-        "docker run": ("docker.sh", docker_run_command(model, args, cfg) + "\n"),
-        "JSON": ("json", to_json(model, args, cfg) + "\n"),
-    }
+    return exports_for(
+        spec.engine.kind, spec.engine.model, spec.engine.args, trial.config.as_dict()
+    )
 
 
 def write_exports(trial: TrialRow, spec: StudySpec, folder: Path) -> list[Path]:
