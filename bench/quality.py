@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from benchlib import finish, header, parse_args
+from benchlib import RESULTS, finish, header, parse_args
 from suite import Service, gains, key, load_grid, load_suite, observation, search_space
 
 from scoot.domain import Observation
@@ -240,22 +240,23 @@ def main(argv: list[str] | None = None) -> int:
             crashy.add(s.name)
     cost = {"vanilla_bo": 3, "scoot": 2, "scoot_no_rf": 2}
     tasks = [
-        (m, s.name, seed, k, budget)
-        for m in METHODS
-        for s in services
-        for seed in seeds
-        for k in ks
+        (m, s, seed, k, budget) for m in METHODS for s in services for seed in seeds for k in ks
     ]
-    tasks.sort(
-        key=lambda t: (
-            -cost.get(t[0], 1),
-            -len(next(x for x in services if x.name == t[1]).objectives),
-        )
-    )
+    tasks.sort(key=lambda t: (-cost.get(t[0], 1), -len(t[1].objectives)))
+    # Every finished run is appended to a log at once, and a rerun skips what the log holds:
+    # hours of work survive a crash or a kill (delete the log to start over).
+    log = RESULTS / f"quality_runs{'_quick' if args.quick else ''}.jsonl"
+    done = _read_log(log, budget)
+    todo = [t for t in tasks if (t[0], t[1].name, t[2], t[3]) not in done]
     t0 = time.time()
     workers = max(1, min(os.cpu_count() or 1, 2 if args.quick else os.cpu_count() or 1))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        runs = list(pool.map(run_one, tasks, chunksize=1))
+    with ProcessPoolExecutor(max_workers=workers) as pool, log.open("a") as fh:
+        for run in pool.map(run_one, todo, chunksize=1):
+            fh.write(json.dumps(run) + "\n")
+            fh.flush()
+            done[(run["method"], run["service"], run["seed"], run["k"])] = run
+    wanted = {(t[0], t[1].name, t[2], t[3]) for t in tasks}
+    runs = [r for key_, r in done.items() if key_ in wanted]
     out = header(args.quick)
     out.update(
         {

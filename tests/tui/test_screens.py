@@ -84,7 +84,7 @@ async def test_study_screen_trials_plot_panels_and_trial(data_dir: Path) -> None
         texts = [t.text for t in app.screen.query(TextArea)]
         assert any(t.startswith("vllm serve llama-3.1-8b") for t in texts)
         assert any("docker run" in t for t in texts)
-        assert len(list((data_dir / "exports").iterdir())) == 4
+        assert len(list((data_dir / "exports").iterdir())) == 5  # vllm, yaml, docker, k8s, json
 
 
 async def test_pause_and_resume_from_the_studies_screen(data_dir: Path) -> None:
