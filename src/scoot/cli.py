@@ -185,6 +185,7 @@ def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
     from scoot.jobs.driver import run_study
 
     read_trace(spec.trace.file)  # a broken trace stops here, before any engine starts
+    _preflight(spec)  # so do flags the engine's own parser refuses
     root = data_dir(ns.data_dir)
     store = Store(root / "scoot.db")
     try:
@@ -239,6 +240,25 @@ def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
     finally:
         store.close()
     return 0
+
+
+def _preflight(spec: StudySpec) -> None:
+    """Refuse a study whose launches the engine's own parser rejects (no GPU time wasted)."""
+    from scoot.engine.catalog import CatalogError
+    from scoot.jobs.driver import preflight
+
+    try:
+        python, problems = preflight(spec)
+    except CatalogError as exc:
+        console.print(f"[yellow]could not check the flags with the engine's parser: {exc}[/]")
+        return
+    if problems:
+        raise StudyError(
+            f"{spec.source}: {spec.engine.kind}'s own argument parser refuses this study's "
+            "launches:\n  " + "\n  ".join(problems)
+        )
+    if python is not None:
+        console.print(f"flags checked with {spec.engine.kind}'s own parser ({python})")
 
 
 def _queue(ns: argparse.Namespace, root: Path) -> Queue:

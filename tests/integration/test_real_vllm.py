@@ -91,6 +91,7 @@ def test_scoot_tunes_real_vllm_on_cpu(vllm_cpu: Path, tmp_path: Path, scoot_home
     )
     print(done.stdout)  # the observations table: shown in docs/engines.md
     assert done.returncode == 0, done.stderr[-3000:]
+    assert "flags checked with vllm's own parser" in done.stdout
     store = Store(scoot_home / "scoot.db")
     row = store.study("real-vllm")
     assert row is not None
@@ -134,3 +135,25 @@ def test_scoot_tunes_real_vllm_on_cpu(vllm_cpu: Path, tmp_path: Path, scoot_home
     finally:
         engine.stop(10)
     store.close()
+
+
+def test_the_engines_own_parser_refuses_a_removed_flag_before_any_launch(
+    vllm_cpu: Path, tmp_path: Path, scoot_home: Path
+) -> None:
+    trace = tmp_path / "trace.jsonl"
+    trace.write_text('{"input_length": 50, "output_length": 8}\n')
+    text = STUDY.format(model=MODEL, vllm=vllm_cpu, trace=trace).replace(
+        'args = ["--max-model-len", "1024"]',
+        'args = ["--max-model-len", "1024", "--use-v2-block-manager"]',
+    )
+    study = tmp_path / "old.toml"
+    study.write_text(textwrap.dedent(text))
+    done = subprocess.run(
+        [sys.executable, "-m", "scoot", "tune", str(study)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 2
+    assert "unrecognized arguments: --use-v2-block-manager" in done.stderr
+    assert not list((scoot_home / "logs").rglob("*.log"))  # nothing was launched

@@ -349,9 +349,40 @@ def parse_catalog_text(text: str, where: str = "<generated>") -> Catalog:
         Path(fh.name).unlink()
 
 
-def engine_check(engine: str, python: str, argv: Sequence[str]) -> str | None:
-    """None if the engine's own parser accepts ``argv``, else its error line."""
-    result = introspect(engine, python, "--check", *argv, timeout=120)
-    if result.get("ok"):
+def engine_check(engine: str, python: str, argvs: Sequence[Sequence[str]]) -> list[str | None]:
+    """Per argument list: None if the engine's own parser accepts it, else its error line.
+    One process (one import of the engine, ~10 s for vLLM) checks them all."""
+    script = Path(__file__).with_name("introspect.py")
+    done = subprocess.run(
+        [python, str(script), engine, "--check-json"],
+        input=json.dumps([list(a) for a in argvs]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        raise CatalogError(f"{python} cannot load {engine}'s argument parser:\n{tail}")
+    results = json.loads(done.stdout.strip().splitlines()[-1])
+    return [
+        None if r.get("ok") else " ".join(r.get("error") or ["rejected by the engine's parser"])
+        for r in results
+    ]
+
+
+def python_of(command: Sequence[str], engine: str) -> str | None:
+    """The interpreter of an engine command: the shebang of its script (``.../bin/vllm``), the
+    command itself when it is a Python, or the engine's installed default; None if unknown."""
+    import shutil
+
+    first = command[0] if command else ("vllm" if engine == "vllm" else "python3")
+    path = shutil.which(first) or (first if Path(first).exists() else None)
+    if path is None:
         return None
-    return " ".join(result.get("error") or ["rejected by the engine's parser"])
+    if Path(path).name.startswith("python"):
+        return path
+    try:
+        head = Path(path).read_text(errors="replace").splitlines()[0]
+    except (OSError, IndexError):
+        return None
+    return head[2:].strip().split()[0] if head.startswith("#!") else None

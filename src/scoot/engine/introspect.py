@@ -6,6 +6,8 @@ Standalone on purpose: it imports only the engine and the standard library, so i
 engine's environment (vLLM and SGLang pin their own numpy and torch), and SCOOT reads its
 output. ``--check`` instead parses the given arguments with the engine's parser and prints
 ``{"ok": true}`` or ``{"ok": false, "error": ...}``: fail fast, before a GPU is spent.
+``--check-json`` reads a JSON list of argument lists from stdin and prints one such result per
+list, so one import of the engine checks several launches.
 """
 
 from __future__ import annotations
@@ -73,18 +75,24 @@ def dump(parser: argparse.ArgumentParser) -> list[dict[str, Any]]:
     return out
 
 
+def check(parser: argparse.ArgumentParser, args: list[str]) -> dict[str, Any]:
+    err = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(err):
+            parser.parse_args(args)
+    except SystemExit:
+        return {"ok": False, "error": err.getvalue().strip().splitlines()[-1:]}
+    return {"ok": True}
+
+
 def main(argv: list[str]) -> int:
     engine = argv[0]
     parser = {"vllm": vllm_parser, "sglang": sglang_parser}[engine]()
     if len(argv) > 1 and argv[1] == "--check":
-        err = io.StringIO()
-        try:
-            with contextlib.redirect_stderr(err):
-                parser.parse_args(argv[2:])
-        except SystemExit:
-            print(json.dumps({"ok": False, "error": err.getvalue().strip().splitlines()[-1:]}))
-            return 0
-        print(json.dumps({"ok": True}))
+        print(json.dumps(check(parser, argv[2:])))
+        return 0
+    if len(argv) > 1 and argv[1] == "--check-json":
+        print(json.dumps([check(parser, args) for args in json.loads(sys.stdin.read())]))
         return 0
     print(json.dumps({"engine": engine, "version": version(engine), "args": dump(parser)}))
     return 0

@@ -398,3 +398,49 @@ def _excerpt(log: str, needle: str) -> str:
 
 def _last_lines(log: str, n: int = 6) -> str:
     return "\n".join(log.strip().splitlines()[-n:])
+
+
+def gpu_memory_used_mib(devices: str) -> dict[int, int] | None:
+    """Memory in use per GPU of ``devices`` ("0,1") by ``nvidia-smi``; None where there is no
+    nvidia-smi (CPU machines, the embedded engine)."""
+    import shutil
+
+    smi = shutil.which("nvidia-smi")
+    if smi is None:
+        return None
+    try:
+        out = subprocess.run(
+            [smi, "--query-gpu=index,memory.used", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    wanted = {int(d) for d in devices.split(",") if d.strip().isdigit()}
+    used = {}
+    for line in out.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        ok = len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit()
+        if ok and int(parts[0]) in wanted:
+            used[int(parts[0])] = int(parts[1])
+    return used
+
+
+def wait_gpu_memory_released(
+    devices: str, *, limit_mib: int = 1024, timeout: float = 30.0, poll: float = 1.0
+) -> str | None:
+    """After an engine stops, wait until its GPUs hold less than ``limit_mib`` each (a driver
+    slow to free memory makes the next launch on the set fail with an OOM that is not the
+    config's). Returns None when released or unknowable, else what is still held."""
+    end = time.monotonic() + timeout
+    while True:
+        used = gpu_memory_used_mib(devices)
+        if used is None:
+            return None
+        held = {gpu: mib for gpu, mib in used.items() if mib >= limit_mib}
+        if not held:
+            return None
+        if time.monotonic() >= end:
+            return ", ".join(f"GPU {g}: {m} MiB" for g, m in sorted(held.items()))
+        time.sleep(poll)

@@ -124,6 +124,37 @@ def workload_of(spec: StudySpec, trial: TrialRow) -> Workload:
     return build_workload(spec, order_seed=trial.retest or 0)
 
 
+def preflight(spec: StudySpec) -> tuple[str | None, list[str]]:
+    """Check the study's launches with the engine's own argument parser before a GPU is spent:
+    the default config and both corners of the space (every flag at its low end, then at its
+    high end). Returns the interpreter used (None when the engine's is not found, so nothing
+    was checked) and one line per launch the engine refuses."""
+    from scoot.engine.catalog import engine_check, python_of
+    from scoot.engine.launcher import flags_for
+
+    kind = "vllm" if spec.engine.kind in ("vllm",) else spec.engine.kind
+    if kind not in ("vllm", "sglang"):
+        return None, []
+    python = python_of(spec.engine.command, kind)
+    if python is None:
+        return None, []
+    space = space_of(spec)
+    configs = {"the default config": space.default()}
+    configs["every flag at its low end"] = space.decode([0.0] * space.dim)
+    configs["every flag at its high end"] = space.decode([1.0] * space.dim)
+    model_flag = "--model-path" if kind == "sglang" else "--model"
+    labels, argvs = [], []
+    for label, config in configs.items():
+        if config is None:
+            continue
+        labels.append(label)
+        argvs.append(
+            [model_flag, spec.engine.model, *spec.engine.args, *flags_for(config.as_dict(), kind)]
+        )
+    errors = engine_check(kind, python, argvs)
+    return python, [f"{label}: {err}" for label, err in zip(labels, errors, strict=True) if err]
+
+
 def space_of(spec: StudySpec) -> SearchSpace:
     """The study's search space, with its fixed flags visible to the constraints."""
     return SearchSpace(spec.params, spec.constraints, known_values(spec.engine, spec.gpu_sets))

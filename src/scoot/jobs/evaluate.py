@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scoot.domain import FailureKind, Metrics, TrialState
-from scoot.engine.launcher import EngineProcess, build_argv, free_port
+from scoot.engine.launcher import (
+    EngineProcess,
+    build_argv,
+    free_port,
+    wait_gpu_memory_released,
+)
 from scoot.jobs.store import Store, TrialRow
 from scoot.stress.arrivals import order, schedule
 from scoot.stress.client import StressPlan, run_stress_sync
@@ -138,6 +143,15 @@ def evaluate(
         stop_beat.set()
         engine.stop(spec.engine.stop_grace_s)
         beat.join(timeout=5)
+        held = wait_gpu_memory_released(devices_of(gpu_set))
+        if held:
+            store.event(
+                trial.study_id,
+                trial.id,
+                "gpu_memory_held",
+                f"GPU memory still in use 30 s after the engine stopped ({held}); the next "
+                f"launch on set {gpu_set} may fail for it",
+            )
 
 
 def judge(
