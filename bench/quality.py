@@ -222,7 +222,11 @@ def summarise(runs: list[dict[str, Any]], crashy: set[str]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(__doc__, argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --summary: no new runs, summarise the log as it stands (a long run still going, or one
+    # that was interrupted: the result says how many of the planned runs it covers).
+    summary_only = "--summary" in argv
+    args = parse_args(__doc__, [a for a in argv if a != "--summary"])
     suite = load_suite()
     if args.quick:
         services = [
@@ -242,12 +246,16 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [
         (m, s, seed, k, budget) for m in METHODS for s in services for seed in seeds for k in ks
     ]
-    tasks.sort(key=lambda t: (-cost.get(t[0], 1), -len(t[1].objectives)))
+    # Seed by seed and k by k, every method on every service: an interrupted run still holds
+    # complete comparisons (the summary below covers the runs done).
+    tasks.sort(key=lambda t: (t[2], t[3], t[1].name, -cost.get(t[0], 1)))
     # Every finished run is appended to a log at once, and a rerun skips what the log holds:
     # hours of work survive a crash or a kill (delete the log to start over).
     log = RESULTS / f"quality_runs{'_quick' if args.quick else ''}.jsonl"
     done = _read_log(log, budget)
     todo = [t for t in tasks if (t[0], t[1].name, t[2], t[3]) not in done]
+    if summary_only:
+        todo = []
     t0 = time.time()
     workers = max(1, min(os.cpu_count() or 1, 2 if args.quick else os.cpu_count() or 1))
     with ProcessPoolExecutor(max_workers=workers) as pool, log.open("a") as fh:
@@ -257,6 +265,12 @@ def main(argv: list[str] | None = None) -> int:
             done[(run["method"], run["service"], run["seed"], run["k"])] = run
     wanted = {(t[0], t[1].name, t[2], t[3]) for t in tasks}
     runs = [r for key_, r in done.items() if key_ in wanted]
+    # Only (service, seed, k) cells every method finished: comparisons over the same runs.
+    cells: dict[tuple[str, int, int], set[str]] = {}
+    for r in runs:
+        cells.setdefault((r["service"], r["seed"], r["k"]), set()).add(r["method"])
+    complete = {c for c, ms in cells.items() if ms >= set(METHODS)}
+    runs = [r for r in runs if (r["service"], r["seed"], r["k"]) in complete]
     out = header(args.quick)
     out.update(
         {
@@ -266,6 +280,10 @@ def main(argv: list[str] | None = None) -> int:
             "ks": ks,
             "budget": budget,
             "wall_seconds": round(time.time() - t0, 1),
+            "runs_planned": len(tasks),
+            "runs_summarised": len(runs),
+            "cells_summarised": len(complete),
+            "complete": len(runs) == len(tasks),
             "methods": summarise(runs, crashy),
         }
     )
