@@ -185,3 +185,25 @@ def test_two_workers_share_a_redis_queue(
     assert {t["gpu_set"] for t in trials} == {"nodeA:0", "nodeB:0"}
     any_overlap, clashes = overlaps(trials)
     assert any_overlap and not clashes
+
+
+def test_two_studies_never_share_a_gpu_set(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    """Both studies name GPU set 0; the worker has two threads, the set's lock serialises."""
+    first = make_study(name="s1", budget=3, duration=1.5)
+    second = make_study(name="s2", budget=3, duration=1.5)
+    db = scoot_home / "scoot.db"
+    with worker(tmp_path, "--threads", "2"):
+        scoot("tune", str(first), "--detach")
+        scoot("tune", str(second), "--detach")
+        wait_for(
+            lambda: study_state(db, "s1") == "completed" and study_state(db, "s2") == "completed",
+            180,
+            "both studies to complete",
+        )
+    trials = trial_rows(db)
+    assert counted(trials) == 6
+    assert {t["study_id"] for t in trials} == {1, 2}
+    _, clashes = overlaps(trials)
+    assert not clashes, clashes
