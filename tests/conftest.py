@@ -44,6 +44,7 @@ def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
         gpu_sets: tuple[str, ...] = ("0",),
         folder: Path | None = None,
         trace: Path | None = None,
+        lateness: float = 1000.0,
     ) -> Path:
         path = (folder or tmp_path) / f"{name}.toml"
         text = study_text(
@@ -55,6 +56,7 @@ def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
             robust=robust,
             objectives=objectives,
             gpu_sets=gpu_sets,
+            lateness=lateness,
         )
         path.write_text(text + extra)
         return path

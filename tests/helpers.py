@@ -97,6 +97,7 @@ duration_s = {duration}
 request_timeout_s = 10
 drain_timeout_s = 10
 robustness_runs = {robust}
+max_lateness_ms = {lateness}  # plumbing, not timing: a loaded machine must not abandon runs
 
 [params.max_num_seqs]
 type = "int"

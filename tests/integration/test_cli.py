@@ -91,8 +91,7 @@ def test_client_behind_schedule_pauses_the_study(
 ) -> None:
     """An impossible lateness limit makes every run invalid: 3 in a row pause the study, each
     recorded as abandoned (never as the config's failure), and the command says why."""
-    study = make_study(name="behind", budget=6, duration=1.0)
-    study.write_text(study.read_text().replace("[stress]", "[stress]\nmax_lateness_ms = 0.0001"))
+    study = make_study(name="behind", budget=6, duration=1.0, lateness=0.0001)
     out = run("tune", str(study))
     assert out.returncode == 2
     assert "fell behind its schedule in 3 runs in a row" in out.stderr

@@ -35,6 +35,7 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
             robust=1,
             objectives=("ttft", "tpot"),
             gpu_sets=("0", "1"),
+            lateness=1000.0,
         )
     )
     home = root / "home"
