@@ -64,6 +64,7 @@ heaviest = 0.5
 request_timeout_s = 30
 drain_timeout_s = 30
 robustness_runs = 0
+max_lateness_ms = 500
 
 [params.max_num_seqs]
 type = "int"

@@ -45,6 +45,9 @@ class Progress:
     phase: str
 
 
+BATCH_GRACE_S = 1.0
+"""After a trial finishes, how long to wait for others about to finish before suggesting."""
+
 MAX_INVALID_RUNS = 3
 """Consecutive invalid runs (client behind schedule) after which the study pauses itself."""
 
@@ -267,7 +270,11 @@ def run_study(
                     busy[future] = (gpu_set, trial)
                 if not busy:
                     continue
-                finished, _ = wait(busy, return_when=FIRST_COMPLETED)
+                finished, others = wait(busy, return_when=FIRST_COMPLETED)
+                if others:
+                    # Sets that free up together get their configs from one suggestion round
+                    # (k at once, §4.6) instead of one round each, back to back.
+                    finished |= wait(others, timeout=BATCH_GRACE_S)[0]
                 for future in finished:
                     _, trial = busy.pop(future)
                     state = future.result()
