@@ -5,8 +5,9 @@ Run with the vLLM venv's Python (transformers and tokenizers come with vLLM):
     .venv-vllm/bin/python tools/make_tiny_llama.py .cache/tiny-llama
 
 2 layers, hidden 128, 4 heads, a 2,000-token BPE vocabulary trained on generated English-like
-text and padded to 32,000 ids, max position 2,048: about 8 M parameters, built in seconds. Outputs are gibberish, which
-does not matter: SCOOT's requests set ``max_tokens`` and ``ignore_eos``.
+text and padded to 32,000 ids, max position 2,048: about 8 M parameters, built in seconds.
+Outputs are gibberish, which does not matter: SCOOT's requests set ``max_tokens`` and
+``ignore_eos``.
 """
 
 from __future__ import annotations
