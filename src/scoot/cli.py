@@ -31,6 +31,7 @@ from scoot.stress.traces import TraceError, read_trace, summarize
 from scoot.study import StudyError, StudySpec, load_study
 
 if TYPE_CHECKING:
+    from scoot.engine.catalog import Catalog
     from scoot.jobs.worker import Queue
 
 # Piped output (CI logs, `make demo | tee`) gets a wide table instead of an 80-column squeeze.
@@ -295,7 +296,11 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
         if not ns.from_engine:
             console.print("shipped catalogs: " + ", ".join(cat.available()))
             return 0
-        python = ns.python or cat.engine_python(ns.from_engine)
+        python = ns.python or cat.python_of((), ns.from_engine)
+        if python is None:
+            raise cat.CatalogError(
+                f"cannot find {ns.from_engine}'s Python; pass --python /path/to/its/python"
+            )
         text = cat.generate(cat.introspect(ns.from_engine, python))
         new = cat.parse_catalog_text(text)
         if new.name in cat.available():
@@ -319,10 +324,7 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
     return 0
 
 
-def _print_catalog(c: object) -> None:
-    from scoot.engine.catalog import Catalog
-
-    assert isinstance(c, Catalog)
+def _print_catalog(c: Catalog) -> None:
     table = Table("flag", "group", "type", "default", "range / choices", "note")
     for f in c.flags.values():
         span = (

@@ -524,9 +524,6 @@ def _params(r: _Reader, engine: EngineSpec, gpu_sets: tuple[str, ...]) -> tuple[
     return tuple(result)
 
 
-_KINDS = {"int": "int", "float": "float", "bool": "bool", "enum": "enum"}
-
-
 def _from_catalog(
     catalog: Catalog, name: str, r: _Reader, engine: EngineSpec, gpu_sets: tuple[str, ...]
 ) -> _Reader:
@@ -540,13 +537,13 @@ def _from_catalog(
     if engine.kind == "embedded" and name not in embedded_flags():
         raise r.fail("", f"the embedded engine does not emulate --{name.replace('_', '-')}")
     given = dict(r.table)
-    if "type" in given and given["type"] != _KINDS[flag.kind]:
+    if "type" in given and given["type"] != flag.kind:
         raise r.fail(
             "type",
             f"{catalog.engine} {catalog.version} takes --{name.replace('_', '-')} as "
             f"{flag.kind}, got {given['type']!r}",
         )
-    merged: dict[str, Any] = {"type": _KINDS[flag.kind]}
+    merged: dict[str, Any] = {"type": flag.kind}
     if flag.kind in ("int", "float") and "low" not in given and "high" not in given:
         merged.update(low=_num(flag.low, flag.kind), high=_num(flag.high, flag.kind))
         merged["log"] = flag.log

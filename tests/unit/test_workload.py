@@ -42,9 +42,9 @@ def test_trace_arrival_needs_timestamps(make_study: Callable[..., Path]) -> None
 
 
 def test_new_study_keys_are_validated(make_study: Callable[..., Path]) -> None:
-    path = make_study()
+    path = make_study(lateness=20)
     text = path.read_text()
-    ok = text.replace("[stress]", "[stress]\nmax_lateness_ms = 20\ngoodput = { ttft_ms = 500 }")
+    ok = text.replace("[stress]", "[stress]\ngoodput = { ttft_ms = 500 }")
     ok = ok.replace("[trace]", '[trace]\nendpoint = "chat"\nformat = "internal"')
     path.write_text(ok)
     spec = load_study(path)

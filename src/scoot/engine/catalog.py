@@ -19,10 +19,12 @@ import json
 import subprocess
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from scoot.engine.launcher import number_or_word
 
 AUTO = "auto"
 """A default the engine computes at start-up (from the GPU, the model or other flags)."""
@@ -151,7 +153,6 @@ class Catalog:
     flags: dict[str, Flag]
     constraints: tuple[str, ...] = ()
     source: str = ""
-    profile: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -184,10 +185,15 @@ def load_catalog(name: str) -> Catalog:
     path = Path(name) if name.endswith(".toml") else catalog_dir() / f"{name}.toml"
     if not path.exists():
         raise CatalogError(f"no catalog {name!r}; shipped: {', '.join(available())}")
+    return parse_catalog_text(path.read_text(), str(path))
+
+
+def parse_catalog_text(text: str, where: str = "<generated>") -> Catalog:
+    """A catalog from TOML text (a shipped file, or what :func:`generate` returns)."""
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise CatalogError(f"{path}: {exc}") from None
+        raise CatalogError(f"{where}: {exc}") from None
     flags = {}
     for fname, spec in doc.get("flags", {}).items():
         flags[fname] = Flag(
@@ -207,7 +213,6 @@ def load_catalog(name: str) -> Catalog:
         flags=flags,
         constraints=tuple(doc.get("constraints", ())),
         source=doc.get("source", ""),
-        profile=dict(doc.get("profile", {})),
     )
 
 
@@ -229,21 +234,6 @@ DEFAULT_CATALOG = {
 }
 """The catalog a study of each engine kind uses unless ``[engine] catalog`` names another
 (the embedded engine emulates vLLM 0.32)."""
-
-
-def engine_python(engine: str) -> str:
-    """The interpreter an installed engine runs on: the ``vllm`` script's shebang for vLLM
-    (it lives in its own environment), ``python3`` otherwise."""
-    import shutil
-
-    if engine == "vllm":
-        script = shutil.which("vllm")
-        if script is None:
-            raise CatalogError("no `vllm` command on PATH; pass --python /path/to/its/python")
-        first = Path(script).read_text(errors="replace").splitlines()[0]
-        if first.startswith("#!"):
-            return first[2:].strip().split()[0]
-    return "python3"
 
 
 def introspect(engine: str, python: str, *args: str, timeout: float = 300) -> dict[str, Any]:
@@ -287,10 +277,10 @@ def generate(dump: Mapping[str, Any]) -> str:
             default = AUTO
         if default is None:
             default = AUTO
-        lines.append(f"default = {json.dumps(_typed(default, hint.kind))}")
+        lines.append(f"default = {json.dumps(_typed(default))}")
         choices = ENUM_CHOICES.get(engine, {}).get(dest) or a.get("choices")
         if hint.kind == "enum" and choices:
-            lines.append(f"choices = {json.dumps([_typed(c, 'enum') for c in choices])}")
+            lines.append(f"choices = {json.dumps([_typed(c) for c in choices])}")
         if hint.low is not None:
             lines.append(f"low = {hint.low:g}")
             lines.append(f"high = {hint.high:g}")
@@ -302,15 +292,11 @@ def generate(dump: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _typed(value: Any, kind: str) -> Any:
+def _typed(value: Any) -> Any:
+    """A parser's default or choice as TOML wants it: numbers as numbers, words unquoted."""
     if value == AUTO or not isinstance(value, str):
         return value
-    for conv in (int, float):
-        try:
-            return conv(value)
-        except ValueError:
-            pass
-    return value.strip("'\"")
+    return number_or_word(value.strip("'\""))
 
 
 def diff(old: Catalog, new: Catalog) -> list[str]:
@@ -333,20 +319,6 @@ def diff(old: Catalog, new: Catalog) -> list[str]:
     for c in sorted(set(old.constraints) - set(new.constraints)):
         out.append(f"- constraint {c}")
     return out
-
-
-def parse_catalog_text(text: str, where: str = "<generated>") -> Catalog:
-    """A catalog from TOML text (what :func:`generate` returns)."""
-    import tempfile
-
-    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as fh:
-        fh.write(text)
-    try:
-        return load_catalog(fh.name)
-    except CatalogError as exc:
-        raise CatalogError(f"{where}: {exc}") from None
-    finally:
-        Path(fh.name).unlink()
 
 
 def engine_check(engine: str, python: str, argvs: Sequence[Sequence[str]]) -> list[str | None]:

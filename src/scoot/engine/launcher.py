@@ -114,9 +114,9 @@ def parse_flags(args: Sequence[str]) -> list[tuple[str, Value]]:
             name = arg[2:].replace("-", "_")
             if "=" in name:
                 name, raw = name.split("=", 1)
-                out.append((name, _number_or_word(raw)))
+                out.append((name, number_or_word(raw)))
             elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                out.append((name, _number_or_word(args[i + 1])))
+                out.append((name, number_or_word(args[i + 1])))
                 i += 1
             elif name.startswith("no_"):
                 out.append((name[3:], False))
@@ -126,7 +126,7 @@ def parse_flags(args: Sequence[str]) -> list[tuple[str, Value]]:
     return out
 
 
-def _number_or_word(raw: str) -> Value:
+def number_or_word(raw: str) -> Value:
     for conv in (int, float):
         try:
             return conv(raw)

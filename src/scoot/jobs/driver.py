@@ -135,7 +135,7 @@ def preflight(spec: StudySpec) -> tuple[str | None, list[str]]:
     from scoot.engine.catalog import engine_check, python_of
     from scoot.engine.launcher import flags_for
 
-    kind = "vllm" if spec.engine.kind in ("vllm",) else spec.engine.kind
+    kind = spec.engine.kind
     if kind not in ("vllm", "sglang"):
         return None, []
     python = python_of(spec.engine.command, kind)

@@ -51,7 +51,19 @@ def penalised(
     return np.array([r if r is not None else worst for r in rows])
 
 
-class GASuggester:
+class _Baseline:
+    """What every baseline keeps: the space, the objectives, the shared Sobol design."""
+
+    def __init__(
+        self, space: SearchSpace, objectives: Sequence[Objective], n_init: int | None
+    ) -> None:
+        self.space = space
+        self.objectives = tuple(objectives)
+        self.n_init = initial_design_size(space) if n_init is None else n_init
+        self.sobol = SobolSuggester(space)
+
+
+class GASuggester(_Baseline):
     """A generational GA (NSGA-II for two objectives) over pymoo's mixed variables."""
 
     name = "ga"
@@ -64,11 +76,8 @@ class GASuggester:
         pop_size: int = 10,
         n_init: int | None = None,
     ) -> None:
-        self.space = space
-        self.objectives = tuple(objectives)
+        super().__init__(space, objectives, n_init)
         self.pop_size = pop_size
-        self.n_init = initial_design_size(space) if n_init is None else n_init
-        self.sobol = SobolSuggester(space)
         if len(self.objectives) > 1:
             self.name = "nsga2"
 
@@ -123,7 +132,7 @@ class GASuggester:
         return [space.decode(u) for u in to_unit(space, [ind.X for ind in off])]
 
 
-class VanillaBO:
+class VanillaBO(_Baseline):
     """HEBO as shipped, penalties for failures: ``HEBO`` (MACE with its own kappa schedule and
     solver) for one objective, ``GeneralBO`` (multi-output GP, NSGA-II over its LCBs) for two.
 
@@ -140,11 +149,8 @@ class VanillaBO:
         n_init: int | None = None,
         evo_iters: int = 50,
     ) -> None:
-        self.space = space
-        self.objectives = tuple(objectives)
-        self.n_init = initial_design_size(space) if n_init is None else n_init
+        super().__init__(space, objectives, n_init)
         self.evo_iters = evo_iters
-        self.sobol = SobolSuggester(space)
 
     def suggest(
         self, history: Sequence[Observation], n: int, rng: np.random.Generator
@@ -190,7 +196,7 @@ class VanillaBO:
         return rows
 
 
-class TPESuggester:
+class TPESuggester(_Baseline):
     """Optuna's TPE (multi-objective TPE for two objectives), rebuilt from the history."""
 
     name = "tpe"
@@ -202,10 +208,7 @@ class TPESuggester:
         *,
         n_init: int | None = None,
     ) -> None:
-        self.space = space
-        self.objectives = tuple(objectives)
-        self.n_init = initial_design_size(space) if n_init is None else n_init
-        self.sobol = SobolSuggester(space)
+        super().__init__(space, objectives, n_init)
 
     def _distributions(self) -> dict[str, Any]:
         import optuna.distributions as d
