@@ -54,6 +54,8 @@ def penalised(
 class _Baseline:
     """What every baseline keeps: the space, the objectives, the shared Sobol design."""
 
+    name = "baseline"
+
     def __init__(
         self, space: SearchSpace, objectives: Sequence[Objective], n_init: int | None
     ) -> None:
@@ -63,7 +65,35 @@ class _Baseline:
         self.sobol = SobolSuggester(space)
 
 
-class GASuggester(_Baseline):
+class _PenaltyBaseline(_Baseline):
+    """A baseline that sees failures as penalty values (:func:`penalised`) and proposes more
+    candidates than it needs; the first ``n`` unseen ones that keep the known constraints are
+    the suggestions, Sobol filling any shortfall."""
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        if n <= 0:
+            return []
+        f = penalised(history, self.objectives)
+        if len(history) < self.n_init or f is None:
+            return self.sobol.suggest(history, n, rng)
+        seen = {o.config for o in history}
+        with hebo_round(rng):
+            candidates = self._candidates(history, f, n)
+        picked: list[Config] = []
+        for c in candidates:
+            if c not in seen and c not in picked and self.space.allowed(c):
+                picked.append(c)
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
+
+    def _candidates(
+        self, history: Sequence[Observation], f: NDArray[np.float64], n: int
+    ) -> list[Config]:
+        raise NotImplementedError
+
+
+class GASuggester(_PenaltyBaseline):
     """A generational GA (NSGA-II for two objectives) over pymoo's mixed variables."""
 
     name = "ga"
@@ -81,26 +111,10 @@ class GASuggester(_Baseline):
         if len(self.objectives) > 1:
             self.name = "nsga2"
 
-    def suggest(
-        self, history: Sequence[Observation], n: int, rng: np.random.Generator
-    ) -> list[Suggestion]:
-        if n <= 0:
-            return []
-        f = penalised(history, self.objectives)
-        if len(history) < self.n_init or f is None:
-            return self.sobol.suggest(history, n, rng)
-        seen = {o.config for o in history}
-        with hebo_round(rng):
-            children = self._offspring(history, f, 4 * n)
-        picked: list[Config] = []
-        for c in children:
-            if c not in seen and c not in picked and self.space.allowed(c):
-                picked.append(c)
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
-
-    def _offspring(
-        self, history: Sequence[Observation], f: NDArray[np.float64], count: int
+    def _candidates(
+        self, history: Sequence[Observation], f: NDArray[np.float64], n: int
     ) -> list[Config]:
+        """Four times ``n`` offspring of the survivors of the whole history."""
         from pymoo.algorithms.moo.nsga2 import RankAndCrowdingSurvival, binary_tournament
         from pymoo.core.mixed import (
             FitnessSurvival,
@@ -128,11 +142,11 @@ class GASuggester(_Baseline):
                 eliminate_duplicates=dedupe,
             )
             algorithm = SimpleNamespace(tournament_type="comp_by_dom_and_crowding")
-        off = mating.do(problem, parents, count, algorithm=algorithm)
+        off = mating.do(problem, parents, 4 * n, algorithm=algorithm)
         return [space.decode(u) for u in to_unit(space, [ind.X for ind in off])]
 
 
-class VanillaBO(_Baseline):
+class VanillaBO(_PenaltyBaseline):
     """HEBO as shipped, penalties for failures: ``HEBO`` (MACE with its own kappa schedule and
     solver) for one objective, ``GeneralBO`` (multi-output GP, NSGA-II over its LCBs) for two.
 
@@ -152,27 +166,11 @@ class VanillaBO(_Baseline):
         super().__init__(space, objectives, n_init)
         self.evo_iters = evo_iters
 
-    def suggest(
-        self, history: Sequence[Observation], n: int, rng: np.random.Generator
-    ) -> list[Suggestion]:
-        if n <= 0:
-            return []
-        f = penalised(history, self.objectives)
-        if len(history) < self.n_init or f is None:
-            return self.sobol.suggest(history, n, rng)
-        seen = {o.config for o in history}
-        with hebo_round(rng):
-            rows = self._rows(history, f, n)
-        picked: list[Config] = []
-        for c in (self.space.decode(u) for u in rows):
-            # HEBO knows nothing of the known constraints: drop what breaks them.
-            if c not in seen and c not in picked and self.space.allowed(c):
-                picked.append(c)
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
-
-    def _rows(
+    def _candidates(
         self, history: Sequence[Observation], f: NDArray[np.float64], n: int
-    ) -> NDArray[np.float64]:
+    ) -> list[Config]:
+        """HEBO's ``4 n`` suggestions; HEBO knows nothing of the known constraints, so the
+        caller drops those that break one."""
         import pandas as pd
         from hebo.optimizers.general import GeneralBO
         from hebo.optimizers.hebo import HEBO
@@ -192,8 +190,7 @@ class VanillaBO(_Baseline):
         x = np.clip([self.space.encode(o.config) for o in history], EDGE, 1.0 - EDGE)
         opt.observe(pd.DataFrame(x, columns=names), f)
         rec = opt.suggest(n_suggestions=4 * n)
-        rows: NDArray[np.float64] = rec[names].to_numpy(dtype=float)
-        return rows
+        return [self.space.decode(u) for u in rec[names].to_numpy(dtype=float)]
 
 
 class TPESuggester(_Baseline):
