@@ -125,18 +125,26 @@ class GP:
 
 def warp_output(y: NDArray[np.float64]) -> NDArray[np.float64]:
     """HEBO's output warping: Box-Cox when positive, else Yeo-Johnson; standardised if it
-    degenerates."""
+    degenerates.
+
+    sklearn standardises what it returns, so anything but unit spread means the fit broke:
+    values close together relative to their size (p95 latencies of 2967.4, 2967.7 and 2968.0 ms)
+    drive Box-Cox's lambda to extremes and give numbers near 1e302, finite in float64 but
+    infinite once the GP casts them to float32. Those fall back to plain standardisation."""
     from sklearn.preprocessing import power_transform
+
+    def sound(out: NDArray[np.float64]) -> bool:
+        return bool(np.isfinite(out).all()) and 0.5 <= float(out.std()) <= 1.5
 
     scaled = y / (y.std() or 1.0)
     try:
         method = "box-cox" if y.min() > 0 else "yeo-johnson"
         out = np.asarray(power_transform(scaled, method=method), dtype=float)
-        if out.std() < 0.5:
+        if not sound(out) and method == "box-cox":
             out = np.asarray(power_transform(scaled, method="yeo-johnson"), dtype=float)
-        if not np.isfinite(out).all() or out.std() < 0.5:
+        if not sound(out):
             raise ValueError
         return out
-    except ValueError:
+    except (ValueError, RuntimeError, ArithmeticError):  # scipy's BracketError is a RuntimeError
         standard: NDArray[np.float64] = (y - y.mean()) / (y.std() or 1.0)
         return standard
