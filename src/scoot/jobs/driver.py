@@ -27,6 +27,7 @@ from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
 from scoot.optim.results import best_index
 from scoot.optim.sobo import ScootSOBO
+from scoot.optim.sobol import SobolSuggester
 from scoot.optim.space import SearchSpace
 from scoot.study import StudySpec, known_values
 
@@ -331,7 +332,16 @@ def enqueue_trials(
     history = store.observations(study_id)
     # Seeded by the study seed and the history length: a resumed study suggests the same.
     rng = np.random.default_rng([spec.seed, len(trials)])
-    suggestions = suggester.suggest(history, n + len(pending), rng)
+    try:
+        suggestions = suggester.suggest(history, n + len(pending), rng)
+    except Exception as exc:
+        # A numerical failure must not end an hours-long job: one round of quasi-random
+        # configs instead (§4.7's fill); the next round tries the model again. The event
+        # keeps the error for the operator and the TUI.
+        store.event(
+            study_id, None, "optimizer-error", f"{suggester.name}: {exc!r}; Sobol this round"[:500]
+        )
+        suggestions = SobolSuggester(space).suggest(history, n + len(pending), rng)
     fresh = [s for s in suggestions if s.config not in pending][:n]
     if not fresh:
         raise StoreError("the search space has no untried config left that meets the constraints")

@@ -1,0 +1,42 @@
+"""An optimizer that throws costs one round of quasi-random configs, not the study."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from scoot.domain import Observation, Suggestion
+from scoot.jobs.driver import enqueue_trials, space_of
+from scoot.jobs.store import Store
+from scoot.study import load_study
+
+
+class Broken:
+    name = "broken"
+
+    def suggest(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        raise AssertionError("No valid data in the dataset")
+
+
+def test_a_failing_suggester_falls_back_to_sobol_and_says_so(
+    make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    spec = load_study(make_study(name="broken"))
+    space = space_of(spec)
+    store = Store(tmp_path / "s.db")
+    study, _ = store.open_study(spec.name, spec.to_json())
+    first = enqueue_trials(store, study.id, spec, space, Broken(), [], 1, [])
+    assert [t.source for t in first] == ["default"]
+    added = enqueue_trials(
+        store, study.id, spec, space, Broken(), store.trials(study.id), 2, [first[0].config]
+    )
+    assert len(added) == 2
+    assert all(t.source == "sobol" for t in added), [t.source for t in added]
+    assert all(space.allowed(t.config) for t in added)
+    assert len({t.config for t in [*first, *added]}) == 3
+    events = [e for e in store.events(study.id) if e["kind"] == "optimizer-error"]
+    assert len(events) == 1 and "No valid data" in events[0]["message"]
