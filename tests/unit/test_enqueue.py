@@ -6,7 +6,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from scoot.cli import report
 from scoot.domain import Observation, Suggestion
 from scoot.jobs.driver import enqueue_trials, space_of
 from scoot.jobs.store import Store
@@ -40,3 +42,17 @@ def test_a_failing_suggester_falls_back_to_sobol_and_says_so(
     assert len({t.config for t in [*first, *added]}) == 3
     events = [e for e in store.events(study.id) if e["kind"] == "optimizer-error"]
     assert len(events) == 1 and "No valid data" in events[0]["message"]
+
+
+def test_study_status_shows_the_optimizer_error(
+    make_study: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = load_study(make_study(name="broken"))
+    space = space_of(spec)
+    store = Store(tmp_path / "s.db")
+    study, _ = store.open_study(spec.name, spec.to_json())
+    first = enqueue_trials(store, study.id, spec, space, Broken(), [], 1, [])
+    enqueue_trials(store, study.id, spec, space, Broken(), first, 1, [first[0].config])
+    report(store, study)
+    out = capsys.readouterr().out
+    assert "optimizer-error: broken: AssertionError('No valid data in the dataset')" in out
