@@ -174,7 +174,22 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_demo(ns: argparse.Namespace) -> int:
-    return _tune(load_study(demo_study_path()), ns)
+    spec = load_study(demo_study_path())
+    store = Store(data_dir(ns.data_dir) / "scoot.db")
+    try:
+        ns.new = ns.new or changed_since_recorded(store, spec)
+    finally:
+        store.close()
+    return _tune(spec, ns)
+
+
+def changed_since_recorded(store: Store, spec: StudySpec) -> bool:
+    """Whether the store holds a study of this name with another definition.
+
+    For the demo, such a study (recorded by an earlier SCOOT) is set aside as ``--new`` does
+    rather than refused: the operator asked to see the demo, and nothing is deleted."""
+    old = store.study(spec.name)
+    return old is not None and old.spec_json != spec.to_json()
 
 
 def cmd_tune(ns: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""An optimizer that throws costs one round of quasi-random configs, not the study."""
+"""Edges of running a study: an optimizer that throws, and a demo recorded by an older SCOOT."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoot.cli import report
+from scoot.cli import changed_since_recorded, demo_study_path, report
 from scoot.domain import Observation, Suggestion
 from scoot.jobs.driver import enqueue_trials, space_of
 from scoot.jobs.store import Store
@@ -56,3 +56,14 @@ def test_study_status_shows_the_optimizer_error(
     report(store, study)
     out = capsys.readouterr().out
     assert "optimizer-error: broken: AssertionError('No valid data in the dataset')" in out
+
+
+def test_a_changed_demo_is_set_aside_not_refused(tmp_path: Path) -> None:
+    spec = load_study(demo_study_path())
+    store = Store(tmp_path / "s.db")
+    assert not changed_since_recorded(store, spec)
+    store.open_study(spec.name, spec.to_json())
+    assert not changed_since_recorded(store, spec)  # the same demo continues
+    other = Store(tmp_path / "t.db")
+    other.open_study(spec.name, spec.to_json().replace('"budget": ', '"budget": 1'))
+    assert changed_since_recorded(other, spec)
