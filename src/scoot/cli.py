@@ -536,11 +536,6 @@ def _open_existing(ns: argparse.Namespace) -> Store:
 
 
 # -- reporting -----------------------------------------------------------------------------------
-NOTABLE_EVENTS = frozenset({"paused", "resumed", "cancelled", "recovered", "optimizer-error"})
-"""Study events worth an operator's eye in ``scoot study status`` (the last five are shown);
-a trial's own state changes are in the table already."""
-
-
 def report(store: Store, study: StudyRow) -> None:
     """Print the study's trials and its best configuration as a ``vllm serve`` command."""
     spec = json.loads(study.spec_json)
@@ -573,10 +568,8 @@ def report(store: Store, study: StudyRow) -> None:
         style = "bold green" if best is not None and t.id == best.id else None
         table.add_row(*cells, state + (" *best" if style else ""), style=style)
     console.print(table)
-    notable = [e for e in store.events(study.id) if e["kind"] in NOTABLE_EVENTS][-5:]
-    for e in notable:
-        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["ts"]))
-        console.print(f"{when} {e['kind']}: {e['message']}", markup=False, highlight=False)
+    for line in store.notable_events(study.id):
+        console.print(line, markup=False, highlight=False)
     if best is None:
         console.print("no completed trial yet")
         return

@@ -87,6 +87,29 @@ async def test_study_screen_trials_plot_panels_and_trial(data_dir: Path) -> None
         assert len(list((data_dir / "exports").iterdir())) == 5  # vllm, yaml, docker, k8s, json
 
 
+async def test_feasibility_tab_shows_recent_notable_events(data_dir: Path) -> None:
+    store = Store(data_dir / "scoot.db")
+    study = store.study("tui")
+    assert study is not None
+    assert "recent events" not in str(store.notable_events(study.id))
+    store.event(
+        study.id, None, "optimizer-error", "scoot-mobo: RuntimeError('x'); Sobol this round"
+    )
+    store.event(study.id, None, "completed", "budget of 5 spent")  # not notable: in the title
+    store.close()
+    app = ScootApp(data_dir, refresh_s=0.2)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.8)
+        await pilot.press("3")
+        await pilot.pause(0.3)
+        feas = text_of(app.screen.query_one(FeasibilityPanel))
+        assert "recent events:" in feas
+        assert "optimizer-error: scoot-mobo: RuntimeError('x'); Sobol this round" in feas
+        assert "budget of 5 spent" not in feas
+
+
 async def test_pause_and_resume_from_the_studies_screen(data_dir: Path) -> None:
     store = Store(data_dir / "scoot.db")
     study = store.studies()[0]

@@ -64,6 +64,9 @@ RETEST = "robustness "
 """Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)``."""
 
 
+NOTABLE_EVENTS = frozenset({"paused", "resumed", "cancelled", "recovered", "optimizer-error"})
+
+
 class StoreError(RuntimeError):
     """A store operation that cannot proceed (e.g. a study name reused with another spec)."""
 
@@ -330,6 +333,17 @@ class Store:
             "SELECT * FROM events WHERE study_id = ? ORDER BY id", (study_id,)
         ).fetchall()
         return [dict(r) for r in rows]
+
+    def notable_events(self, study_id: int, last: int = 5) -> list[str]:
+        """The last ``last`` events worth an operator's eye (pauses, resumes, cancels,
+        recoveries, optimizer errors), one line each with its local time; a trial's own
+        state changes are in the trial table already."""
+        picked = [e for e in self.events(study_id) if e["kind"] in NOTABLE_EVENTS][-last:]
+        return [
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e['ts']))} "
+            f"{e['kind']}: {e['message']}"
+            for e in picked
+        ]
 
 
 def _study(row: sqlite3.Row) -> StudyRow:

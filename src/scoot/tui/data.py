@@ -83,6 +83,7 @@ class StudyView:
     slo: tuple[int, list[float]] | None
     default_point: list[float] | None = None
     points: list[tuple[int, list[float]]] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> TrialView | None:
@@ -150,6 +151,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
             else None
         ),
         points=points,
+        events=store.notable_events(study_id),
     )
 
 

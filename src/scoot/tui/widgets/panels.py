@@ -82,7 +82,8 @@ class TextPanel(Static):
 
 
 class FeasibilityPanel(TextPanel):
-    """Delta over time (Algorithm 1), POF of the queued trials, failures by kind."""
+    """Delta over time (Algorithm 1), POF of the queued trials, failures by kind, and the
+    study's recent notable events (pauses, recoveries, optimizer errors)."""
 
     def lines(self, view: StudyView) -> list[str]:
         lines = []
@@ -102,6 +103,8 @@ class FeasibilityPanel(TextPanel):
             lines.append(f"failures by kind: {kinds}")
         else:
             lines.append("failures by kind: none")
+        if view.events:
+            lines += ["", "recent events:", *view.events]
         return lines
 
 
