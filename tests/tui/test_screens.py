@@ -91,7 +91,7 @@ async def test_feasibility_tab_shows_recent_notable_events(data_dir: Path) -> No
     store = Store(data_dir / "scoot.db")
     study = store.study("tui")
     assert study is not None
-    assert "recent events" not in str(store.notable_events(study.id))
+    assert store.notable_events(study.id) == []  # the real study ran without incident
     store.event(
         study.id, None, "optimizer-error", "scoot-mobo: RuntimeError('x'); Sobol this round"
     )

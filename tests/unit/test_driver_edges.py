@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +12,9 @@ import pytest
 from scoot.cli import changed_since_recorded, demo_study_path, report
 from scoot.domain import Observation, Suggestion
 from scoot.jobs.driver import enqueue_trials, space_of
-from scoot.jobs.store import Store
-from scoot.study import load_study
+from scoot.jobs.store import Store, StudyRow
+from scoot.optim.space import SearchSpace
+from scoot.study import StudySpec, load_study
 
 
 class Broken:
@@ -24,36 +26,46 @@ class Broken:
         raise AssertionError("No valid data in the dataset")
 
 
-def test_a_failing_suggester_falls_back_to_sobol_and_says_so(
-    make_study: Callable[..., Path], tmp_path: Path
-) -> None:
+@dataclass
+class BrokenStudy:
+    spec: StudySpec
+    space: SearchSpace
+    store: Store
+    study: StudyRow
+
+
+@pytest.fixture
+def broken(make_study: Callable[..., Path], tmp_path: Path) -> BrokenStudy:
+    """A fresh study whose default config is queued, the optimizer not yet asked."""
     spec = load_study(make_study(name="broken"))
-    space = space_of(spec)
     store = Store(tmp_path / "s.db")
     study, _ = store.open_study(spec.name, spec.to_json())
-    first = enqueue_trials(store, study.id, spec, space, Broken(), [], 1, [])
+    first = enqueue_trials(store, study.id, spec, space_of(spec), Broken(), [], 1, [])
     assert [t.source for t in first] == ["default"]
+    return BrokenStudy(spec, space_of(spec), store, study)
+
+
+def test_a_failing_suggester_falls_back_to_sobol_and_says_so(broken: BrokenStudy) -> None:
+    b = broken
+    first = b.store.trials(b.study.id)
     added = enqueue_trials(
-        store, study.id, spec, space, Broken(), store.trials(study.id), 2, [first[0].config]
+        b.store, b.study.id, b.spec, b.space, Broken(), first, 2, [first[0].config]
     )
     assert len(added) == 2
     assert all(t.source == "sobol" for t in added), [t.source for t in added]
-    assert all(space.allowed(t.config) for t in added)
+    assert all(b.space.allowed(t.config) for t in added)
     assert len({t.config for t in [*first, *added]}) == 3
-    events = [e for e in store.events(study.id) if e["kind"] == "optimizer-error"]
+    events = [e for e in b.store.events(b.study.id) if e["kind"] == "optimizer-error"]
     assert len(events) == 1 and "No valid data" in events[0]["message"]
 
 
 def test_study_status_shows_the_optimizer_error(
-    make_study: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    broken: BrokenStudy, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    spec = load_study(make_study(name="broken"))
-    space = space_of(spec)
-    store = Store(tmp_path / "s.db")
-    study, _ = store.open_study(spec.name, spec.to_json())
-    first = enqueue_trials(store, study.id, spec, space, Broken(), [], 1, [])
-    enqueue_trials(store, study.id, spec, space, Broken(), first, 1, [first[0].config])
-    report(store, study)
+    b = broken
+    first = b.store.trials(b.study.id)
+    enqueue_trials(b.store, b.study.id, b.spec, b.space, Broken(), first, 1, [first[0].config])
+    report(b.store, b.study)
     out = capsys.readouterr().out
     assert "optimizer-error: broken: AssertionError('No valid data in the dataset')" in out
 
