@@ -22,6 +22,8 @@ def main(argv: list[str]) -> int:
 
     out = Path(argv[0] if argv else ".cache/tiny-llama")
     out.mkdir(parents=True, exist_ok=True)
+    # scoot.stress.traces' text-prompt words plus a few more, copied rather than imported:
+    # this runs in vLLM's venv, where scoot is not installed.
     words = [
         "the",
         "of",

@@ -19,6 +19,7 @@ rank-and-crowding survival over the whole history is the same rule applied once.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import Any
@@ -65,7 +66,7 @@ class _Baseline:
         self.sobol = SobolSuggester(space)
 
 
-class _PenaltyBaseline(_Baseline):
+class _PenaltyBaseline(_Baseline, ABC):
     """A baseline that sees failures as penalty values (:func:`penalised`) and proposes more
     candidates than it needs; the first ``n`` unseen ones that keep the known constraints are
     the suggestions, Sobol filling any shortfall."""
@@ -87,10 +88,11 @@ class _PenaltyBaseline(_Baseline):
                 picked.append(c)
         return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
 
+    @abstractmethod
     def _candidates(
         self, history: Sequence[Observation], f: NDArray[np.float64], n: int
     ) -> list[Config]:
-        raise NotImplementedError
+        """More than ``n`` proposals, given the penalised objective rows ``f``."""
 
 
 class GASuggester(_PenaltyBaseline):

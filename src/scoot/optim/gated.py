@@ -8,6 +8,7 @@ random forest's gate (POF >= Delta, Eq. 3) for the solver, inside the random-sta
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import hebo_round
 
 
-class GatedBO:
+class GatedBO(ABC):
     name = "gated-bo"
 
     def __init__(
@@ -56,10 +57,11 @@ class GatedBO:
         picked = self._pick(fresh, n, rng)
         return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
 
+    @abstractmethod
     def _candidates(
         self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
     ) -> list[Config]:
-        raise NotImplementedError
+        """The solver's allowed configs, best first where it ranks them."""
 
     def _pick(self, fresh: list[Config], n: int, rng: np.random.Generator) -> list[Config]:
         """``n`` of the solver's unseen candidates; in the order given by default (ranked)."""
