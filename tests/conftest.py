@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from helpers import study_text
+from helpers import TINY_ROWS, study_text, write_trace
 
 
 @pytest.fixture(autouse=True)
@@ -18,17 +17,9 @@ def scoot_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def write_trace(path: Path, rows: list[tuple[int, int]]) -> Path:
-    path.write_text(
-        "".join(json.dumps({"input_length": i, "output_length": o}) + "\n" for i, o in rows)
-    )
-    return path
-
-
 @pytest.fixture
 def tiny_trace(tmp_path: Path) -> Path:
-    rows = [(200 + 37 * (k % 7), 8 + 3 * (k % 5)) for k in range(40)]
-    return write_trace(tmp_path / "tiny.jsonl", rows)
+    return write_trace(tmp_path / "tiny.jsonl", TINY_ROWS)
 
 
 @pytest.fixture

@@ -13,6 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+TINY_ROWS = [(200 + 37 * (k % 7), 8 + 3 * (k % 5)) for k in range(40)]
+"""(input, output) lengths of the small trace most tests replay."""
+
+
+def write_trace(path: Path, rows: list[tuple[int, int]]) -> Path:
+    """A JSONL trace of ``(input_length, output_length)`` rows."""
+    path.write_text(
+        "".join(json.dumps({"input_length": i, "output_length": o}) + "\n" for i, o in rows)
+    )
+    return path
+
 
 def engine_pids(home: Path) -> list[int]:
     """Embedded-engine processes started for this test's SCOOT_HOME."""

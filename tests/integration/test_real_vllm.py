@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import write_trace
 from scoot.domain import Config, FailureKind, TrialState
 from scoot.engine.launcher import EngineProcess, free_port
 from scoot.jobs.evaluate import build_workload, evaluate
@@ -74,13 +75,8 @@ def vllm_cpu() -> Path:
 
 
 def test_scoot_tunes_real_vllm_on_cpu(vllm_cpu: Path, tmp_path: Path, scoot_home: Path) -> None:
-    trace = tmp_path / "trace.jsonl"
-    trace.write_text(
-        "".join(
-            f'{{"input_length": {60 + 40 * (k % 5)}, "output_length": {12 + 4 * (k % 4)}}}\n'
-            for k in range(60)
-        )
-    )
+    rows = [(60 + 40 * (k % 5), 12 + 4 * (k % 4)) for k in range(60)]
+    trace = write_trace(tmp_path / "trace.jsonl", rows)
     study = tmp_path / "real.toml"
     study.write_text(textwrap.dedent(STUDY.format(model=MODEL, vllm=vllm_cpu, trace=trace)))
     done = subprocess.run(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import study_text
+from helpers import TINY_ROWS, study_text, write_trace
 
 
 @pytest.fixture(scope="session")
@@ -17,13 +17,7 @@ def real_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A data directory whose store holds a finished two-objective study over two GPU sets,
     with one re-test of the winner."""
     root = tmp_path_factory.mktemp("tui-real")
-    trace = root / "trace.jsonl"
-    trace.write_text(
-        "".join(
-            f'{{"input_length": {200 + 37 * (k % 7)}, "output_length": {8 + 3 * (k % 5)}}}\n'
-            for k in range(40)
-        )
-    )
+    trace = write_trace(root / "trace.jsonl", TINY_ROWS)
     study = root / "tui.toml"
     study.write_text(
         study_text(
