@@ -174,13 +174,7 @@ def _parser() -> argparse.ArgumentParser:
 
 # -- commands ------------------------------------------------------------------------------------
 def cmd_demo(ns: argparse.Namespace) -> int:
-    spec = load_study(demo_study_path())
-    store = Store(data_dir(ns.data_dir) / "scoot.db")
-    try:
-        ns.new = ns.new or changed_since_recorded(store, spec)
-    finally:
-        store.close()
-    return _tune(spec, ns)
+    return _tune(load_study(demo_study_path()), ns, set_aside_changed=True)
 
 
 def changed_since_recorded(store: Store, spec: StudySpec) -> bool:
@@ -196,7 +190,7 @@ def cmd_tune(ns: argparse.Namespace) -> int:
     return _tune(load_study(ns.study), ns)
 
 
-def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
+def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = False) -> int:
     from scoot.jobs.driver import Progress as DriverProgress
     from scoot.jobs.driver import run_study
 
@@ -205,7 +199,8 @@ def _tune(spec: StudySpec, ns: argparse.Namespace) -> int:
     root = data_dir(ns.data_dir)
     store = Store(root / "scoot.db")
     try:
-        if ns.new and (old := store.study(spec.name)) is not None:
+        new = ns.new or (set_aside_changed and changed_since_recorded(store, spec))
+        if new and (old := store.study(spec.name)) is not None:
             aside = f"{spec.name}@{time.strftime('%Y%m%d-%H%M%S')}"
             store.rename_study(old.id, aside)
             console.print(f"earlier results of '{spec.name}' kept as study '{aside}'")
