@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pip's isolated build environments too when passed through the environment.
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
 
-.PHONY: help venv demo test test-all check lint clean tables bench vllm-venv vllm-cpu test-vllm
+.PHONY: help venv debian-packages demo test test-all check lint clean tables bench vllm-venv vllm-cpu test-vllm
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -23,10 +23,13 @@ venv: $(BIN)/scoot  ## create .venv and install scoot with its dev tools
 demo: venv  ## tune the embedded engine on a sample trace (about 8 evaluations)
 	$(BIN)/scoot demo
 
-test: venv  ## run the default test suite (what CI runs)
+debian-packages:  ## redis-server and tmux, which some tests drive (installed when missing)
+	tools/debian-packages
+
+test: venv debian-packages  ## run the default test suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-test-all: venv  ## the default suite plus tests marked slow
+test-all: venv debian-packages  ## the default suite plus tests marked slow
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: venv
