@@ -36,6 +36,7 @@ lint: venv
 	$(BIN)/ruff format --check src tests bench tools
 	$(BIN)/ruff check src tests bench tools
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 check: lint test  ## ruff, strict mypy and the tests
 

@@ -39,9 +39,10 @@ from scoot.engine.embedded.perf import StepShape
 from scoot.engine.embedded.tables import table_perf, tabulated
 from scoot.stress.arrivals import schedule
 from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.formats import read_trace
 from scoot.stress.metrics import compute
-from scoot.stress.traces import heaviest, read_trace
-from scoot.stress.virtual import replay
+from scoot.stress.traces import heaviest
+from scoot.virtual import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 BOT = ROOT / "sample_traces" / "bot_azure_conv.jsonl"

@@ -18,8 +18,9 @@ from typing import Any
 from scoot.domain import Objective
 from scoot.engine.embedded.core import EngineArgs, EngineStartupError
 from scoot.stress.arrivals import schedule
-from scoot.stress.traces import TraceRequest, heaviest, read_trace
-from scoot.stress.virtual import replay
+from scoot.stress.formats import read_trace
+from scoot.stress.traces import TraceRequest, heaviest
+from scoot.virtual import replay
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITE = ROOT / "bench" / "services.toml"
@@ -229,7 +230,4 @@ def observation(config: Any, result: dict[str, Any]) -> Any:
 
     if not result["ok"]:
         return Observation(config, False, None, FailureKind(result["failure"]))
-    fields: dict[str, Any] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-    fields.update(failures={}, engine={})
-    fields.update({k: result[k] for k in KEPT})
-    return Observation(config, True, Metrics(**fields), None)
+    return Observation(config, True, Metrics.of(**{k: result[k] for k in KEPT}), None)

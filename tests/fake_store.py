@@ -5,10 +5,14 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from scoot.domain import Config, FailureKind, Metrics, TrialState
+from scoot.domain import Config, FailureKind, Metrics, StudyState, TrialState
 from scoot.engine.exporters import vllm_serve_command
+from scoot.engine.launcher import ProcessRef
 from scoot.jobs.store import Store
 from scoot.study import parse_study
+
+RECORDED = ProcessRef("a-host", 4321, "boot/1")
+"""The process a fake trial ran in: another host's, so nothing here ever signals it."""
 
 SPEC = """
 name = "{name}"
@@ -56,15 +60,14 @@ ROWS: list[tuple[int, int, float, float, float, float] | tuple[int, int, str]] =
 
 
 def metrics(ttft: float, tpot: float, p95: float, rps: float) -> Metrics:
-    z: dict[str, object] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-    z.update(failures={}, engine={}, completed=480, failed=0, duration_s=60.0)
+    z: dict[str, float] = {"completed": 480, "duration_s": 60.0}
     z.update(mean_ttft_ms=ttft, median_ttft_ms=ttft * 0.9, p95_ttft_ms=ttft * 2.1)
     z.update(p99_ttft_ms=ttft * 3, mean_tpot_ms=tpot, median_tpot_ms=tpot, p95_tpot_ms=tpot * 1.3)
     z.update(p99_tpot_ms=tpot * 1.6, mean_e2el_ms=p95 / 2, median_e2el_ms=p95 / 2.2)
     z.update(p95_e2el_ms=p95, p99_e2el_ms=p95 * 1.2, request_throughput=rps)
     z.update(output_throughput=rps * 200, mean_itl_ms=tpot, median_itl_ms=tpot)
     z.update(p95_itl_ms=tpot * 1.4, p99_itl_ms=tpot * 2)
-    return Metrics(**z)  # type: ignore[arg-type]
+    return Metrics.of(**z)
 
 
 def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
@@ -83,9 +86,9 @@ def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
     for i, row in enumerate(ROWS):
         config = Config.of({"max_num_seqs": row[0], "max_num_batched_tokens": row[1]})
         t = store.add_trial(study.id, config, "default" if i == 0 else "scoot-sobo")
-        store.claim(t.id, str(i % 2))
+        store.claim(t.id, str(i % 2), RECORDED)
         command = vllm_serve_command(spec.engine.model, list(spec.engine.args), config.as_dict())
-        store.mark_running(t.id, str(i % 2), 0, command, "")
+        store.mark_running(t.id, str(i % 2), RECORDED, command, "")
         if len(row) == 3:
             store.finish(t.id, TrialState.FAILED, failure=FailureKind(row[2]), message=row[2])
         else:
@@ -94,6 +97,6 @@ def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
     store.add_trial(
         study.id, Config.of({"max_num_seqs": 96, "max_num_batched_tokens": 6000}), "scoot-sobo"
     )
-    store.set_study_state(study.id, "paused")
+    store.set_study_state(study.id, StudyState.PAUSED)
     store.close()
     return home

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import sqlite3
@@ -12,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 TINY_ROWS = [(200 + 37 * (k % 7), 8 + 3 * (k % 5)) for k in range(40)]
 """(input, output) lengths of the small trace most tests replay."""
@@ -54,13 +56,35 @@ def trial_rows(db: Path) -> list[sqlite3.Row]:
         conn.close()
 
 
+POLL_S = 0.05
+"""How often a wait looks at its condition (the timeout only bounds a failing test)."""
+
+
 def wait_for(pred: Callable[[], bool], timeout: float, what: str = "condition") -> None:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if pred():
             return
-        time.sleep(0.1)
+        time.sleep(POLL_S)
     raise AssertionError(f"timed out waiting for: {what}")
+
+
+async def until(pilot: Any, pred: Callable[[], bool], what: str, limit_s: float = 60.0) -> None:
+    """In a Pilot test: let the app process its messages until ``pred`` holds (a worker
+    thread's result shown, a screen pushed), then until it is idle again."""
+    end = time.monotonic() + limit_s
+    while True:
+        await pilot.pause()
+        try:
+            held = pred()
+        except Exception:  # a widget not mounted yet: the condition does not hold yet
+            held = False
+        if held:
+            await pilot.pause()
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for: {what}")
+        await asyncio.sleep(POLL_S)
 
 
 @contextmanager

@@ -30,7 +30,6 @@ def synthetic_metrics(config: Config) -> Metrics:
     p95 = 1000.0 * (1.0 + (x[0] - 0.6) ** 2 + (x[1] - 0.55) ** 2 + 0.1 * x[4])
     ttft = 100.0 * (1.0 + (x[0] - 0.6) ** 2 + (1.0 - x[1]) ** 2)
     tpot = 10.0 * (1.0 + (x[0] - 0.5) ** 2 + x[1] ** 2)
-    z: dict[str, object] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-    z.update(failures={}, engine={}, completed=10, failed=0, duration_s=1.0, p95_e2el_ms=p95)
-    z.update(mean_ttft_ms=ttft, mean_tpot_ms=tpot)
-    return Metrics(**z)  # type: ignore[arg-type]
+    return Metrics.of(
+        completed=10, duration_s=1.0, p95_e2el_ms=p95, mean_ttft_ms=ttft, mean_tpot_ms=tpot
+    )

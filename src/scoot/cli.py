@@ -17,25 +17,32 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from scoot.domain import Objective, TrialState
-from scoot.engine.exporters import exports_for, vllm_serve_command
-from scoot.jobs.driver import best_trial, robust_slo
+from scoot.domain import Objective, StudyState, TrialState
 from scoot.jobs.store import Store, StoreError, StudyRow
-from scoot.stress.formats import FORMATS, TraceLoad, to_jsonl
-from scoot.stress.formats import load as load_trace
-from scoot.stress.traces import TraceError, read_trace, summarize
+from scoot.stress.formats import FORMATS
+from scoot.stress.traces import TraceError
 from scoot.study import StudyError, StudySpec, load_study
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from scoot.engine.catalog import Catalog
     from scoot.jobs.worker import Queue
+    from scoot.stress.formats import TraceLoad
 
-# Piped output (CI logs, `make demo | tee`) gets a wide table instead of an 80-column squeeze.
-console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+# `scoot --help` imports neither rich, nor the optimizers, nor aiohttp: each command imports
+# what it uses (bench/cli.py measures the help's start-up).
+_console: list[Console] = []
+
+
+def out() -> Console:
+    """The console, made on first use. Piped output (CI logs, `make demo | tee`) gets a wide
+    table instead of an 80-column squeeze."""
+    if not _console:
+        from rich.console import Console
+
+        _console.append(Console(highlight=False, width=None if sys.stdout.isatty() else 160))
+    return _console[0]
 
 
 QUEUE_HELP = "redis://HOST:PORT/DB to share workers across machines (default: SQLite queue)"
@@ -91,6 +98,9 @@ def _parser() -> argparse.ArgumentParser:
         help="hand the study to `scoot worker` processes and return (survives a closed terminal)",
     )
     t.add_argument("--queue", help=QUEUE_HELP)
+    t.add_argument(
+        "--resume", action="store_true", help="continue a paused study here, in the foreground"
+    )
     t.set_defaults(func=cmd_tune)
 
     ui = sub.add_parser("tui", help="watch and steer studies in a terminal UI (keyboard only)")
@@ -191,8 +201,17 @@ def cmd_tune(ns: argparse.Namespace) -> int:
 
 
 def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = False) -> int:
-    from scoot.jobs.driver import Progress as DriverProgress
-    from scoot.jobs.driver import run_study
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from scoot.jobs.foreground import Progress as StudyProgress
+    from scoot.jobs.foreground import run_foreground
+    from scoot.stress.formats import read_trace
 
     read_trace(spec.trace.file)  # a broken trace stops here, before any engine starts
     _preflight(spec)  # so do flags the engine's own parser refuses
@@ -203,18 +222,13 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
         if new and (old := store.study(spec.name)) is not None:
             aside = f"{spec.name}@{time.strftime('%Y%m%d-%H%M%S')}"
             store.rename_study(old.id, aside)
-            console.print(f"earlier results of '{spec.name}' kept as study '{aside}'")
+            out().print(f"earlier results of '{spec.name}' kept as study '{aside}'")
         study, created = store.open_study(spec.name, spec.to_json(), spec.source)
         done_before = sum(t.counts for t in store.trials(study.id))
         if getattr(ns, "detach", False):
             return _detach(store, study, spec, ns, root)
-        if study.state == "running":
-            raise StoreError(
-                f"study '{spec.name}' is being run by workers; watch it with `scoot study "
-                f"status {spec.name}` or stop it with `scoot study pause {spec.name}`"
-            )
         verb = "starting" if created else f"continuing ({done_before} evaluations done)"
-        console.print(
+        out().print(
             f"study [bold]{spec.name}[/] {verb}: {spec.engine.kind} engine, model "
             f"{spec.engine.model}, objectives {', '.join(o.value for o in spec.objectives)}, "
             f"budget {spec.budget}; store {store.path}"
@@ -224,12 +238,12 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
             BarColumn(),
             MofNCompleteColumn(),
             TimeElapsedColumn(),
-            console=console,
+            console=out(),
             transient=False,
         ) as bar:
             task = bar.add_task("evaluations", total=spec.budget, completed=done_before)
 
-            def on_progress(p: DriverProgress) -> None:
+            def on_progress(p: StudyProgress) -> None:
                 desc = "evaluations"
                 if p.trial is not None and p.phase == "running":
                     desc = f"trial {p.trial.number} ({p.trial.source})"
@@ -237,31 +251,45 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
                     outcome = p.trial.state.value
                     if p.trial.failure_kind:
                         outcome += f": {p.trial.failure_kind.value}"
-                    bar.console.print(f"  trial {p.trial.number} {outcome}")
+                    bar.console.print(f"  trial {p.trial.number} {outcome}", markup=False)
                 bar.update(task, completed=min(p.done, spec.budget), description=desc)
 
-            run_study(
+            state = run_foreground(
                 store,
                 study.id,
-                spec,
-                log_dir=root / "logs" / f"study-{study.id}",
+                root,
+                resume=getattr(ns, "resume", False),
                 on_progress=on_progress,
             )
         report(store, study)
     finally:
         store.close()
-    return 0
+    if state is StudyState.COMPLETED:
+        return 0
+    # Paused or cancelled while it ran (by the operator, or the policy): say why, exit 2.
+    why = store_last_event(root, study.id)
+    raise StoreError(f"study '{spec.name}' is {state}: {why}")
+
+
+def store_last_event(root: Path, study_id: int) -> str:
+    """The latest notable event's message (why a study stopped)."""
+    store = Store(root / "scoot.db")
+    try:
+        events = store.notable_events(study_id, last=1)
+    finally:
+        store.close()
+    return events[0].split(": ", 1)[-1] if events else "no reason recorded"
 
 
 def _preflight(spec: StudySpec) -> None:
     """Refuse a study whose launches the engine's own parser rejects (no GPU time wasted)."""
     from scoot.engine.catalog import CatalogError
-    from scoot.jobs.driver import preflight
+    from scoot.jobs.preflight import preflight
 
     try:
         python, problems = preflight(spec)
     except CatalogError as exc:
-        console.print(f"[yellow]could not check the flags with the engine's parser: {exc}[/]")
+        out().print(f"[yellow]could not check the flags with the engine's parser: {exc}[/]")
         return
     if problems:
         raise StudyError(
@@ -269,7 +297,7 @@ def _preflight(spec: StudySpec) -> None:
             "launches:\n  " + "\n  ".join(problems)
         )
     if python is not None:
-        console.print(f"flags checked with {spec.engine.kind}'s own parser ({python})")
+        out().print(f"flags checked with {spec.engine.kind}'s own parser ({python})")
 
 
 def _queue(ns: argparse.Namespace, root: Path) -> Queue:
@@ -287,8 +315,8 @@ def _detach(
     from scoot.jobs import control
 
     queue = _queue(ns, root)
-    queued = control.start(store, study.id, queue.enqueue)
-    console.print(
+    queued = control.start(store, study.id, queue)
+    out().print(
         f"study [bold]{spec.name}[/] handed to the workers ({len(queued)} trials queued over "
         f"{len(spec.gpu_sets)} GPU sets). Run `scoot worker` if none is running; watch with "
         f"`scoot study status {spec.name}`."
@@ -304,7 +332,7 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
             _print_catalog(cat.load_catalog(ns.show))
             return 0
         if not ns.from_engine:
-            console.print("shipped catalogs: " + ", ".join(cat.available()))
+            out().print("shipped catalogs: " + ", ".join(cat.available()))
             return 0
         python = ns.python or cat.python_of((), ns.from_engine)
         if python is None:
@@ -315,18 +343,18 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
         new = cat.parse_catalog_text(text)
         if new.name in cat.available():
             changes = cat.diff(cat.load_catalog(new.name), new)
-            console.print(
+            out().print(
                 f"against the shipped {new.name}: "
                 + ("no change" if not changes else f"{len(changes)} change(s)")
             )
             for line in changes:
-                console.print(f"  {line}", markup=False)
+                out().print(f"  {line}", markup=False)
         else:
-            console.print(f"{new.name} is new (shipped: {', '.join(cat.available())})")
+            out().print(f"{new.name} is new (shipped: {', '.join(cat.available())})")
         if ns.write:
             path = cat.catalog_dir() / f"{new.name}.toml"
             path.write_text(text)
-            console.print(f"written: {path}")
+            out().print(f"written: {path}")
         elif not ns.write:
             print(text)
     except cat.CatalogError as exc:
@@ -335,6 +363,8 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
 
 
 def _print_catalog(c: Catalog) -> None:
+    from rich.table import Table
+
     table = Table("flag", "group", "type", "default", "range / choices", "note")
     for f in c.flags.values():
         span = (
@@ -347,10 +377,10 @@ def _print_catalog(c: Catalog) -> None:
         table.add_row(
             "--" + f.name.replace("_", "-"), f.group, f.kind, str(f.default), span, f.note
         )
-    console.print(f"{c.engine} {c.version} ({c.source})")
-    console.print(table)
+    out().print(f"{c.engine} {c.version} ({c.source})")
+    out().print(table)
     for expr in c.constraints:
-        console.print(f"constraint: {expr}", markup=False)
+        out().print(f"constraint: {expr}", markup=False)
 
 
 def cmd_tui(ns: argparse.Namespace) -> int:
@@ -367,7 +397,7 @@ def cmd_worker(ns: argparse.Namespace) -> int:
     from scoot.jobs.worker import QueueError, run_worker
 
     root = data_dir(ns.data_dir)
-    console.print(
+    out().print(
         f"scoot worker: store {root / 'scoot.db'}, queue {ns.queue or root / 'queue.db'}, "
         f"GPU sets {' '.join(ns.gpu_sets) if ns.gpu_sets else 'of every study'}"
     )
@@ -383,8 +413,8 @@ def cmd_study_pause(ns: argparse.Namespace) -> int:
 
     store, study = _open_study(ns)
     stopped = control.pause(store, study.id, now=ns.now)
-    what = f"; {len(stopped)} running trial(s) stopped" if ns.now else ""
-    console.print(f"study {study.name} paused{what}; `scoot study resume {study.name}` continues")
+    what = f"; {len(stopped)} running trial(s) stopping" if ns.now else ""
+    out().print(f"study {study.name} paused{what}; `scoot study resume {study.name}` continues")
     return 0
 
 
@@ -393,8 +423,8 @@ def cmd_study_resume(ns: argparse.Namespace) -> int:
 
     store, study = _open_study(ns)
     queue = _queue(ns, data_dir(ns.data_dir))
-    queued = control.resume(store, study.id, queue.enqueue)
-    console.print(f"study {study.name} resumed: {len(queued)} trial(s) queued for the workers")
+    queued = control.resume(store, study.id, queue)
+    out().print(f"study {study.name} resumed: {len(queued)} trial(s) queued for the workers")
     return 0
 
 
@@ -403,14 +433,18 @@ def cmd_study_cancel(ns: argparse.Namespace) -> int:
 
     store, study = _open_study(ns)
     stopped = control.cancel(store, study.id)
-    console.print(
-        f"study {study.name} cancelled ({len(stopped)} running trial(s) stopped); "
+    out().print(
+        f"study {study.name} cancelled ({len(stopped)} running trial(s) stopping); "
         "every result is kept"
     )
     return 0
 
 
 def cmd_study_list(ns: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from scoot.jobs.policy import best_trial
+
     store = _open_existing(ns)
     table = Table("study", "objectives", "state", "done/budget", "failed", "best")
     for study in store.studies():
@@ -428,7 +462,7 @@ def cmd_study_list(ns: argparse.Namespace) -> int:
             str(failed),
             f"#{best.number}" if best else "-",
         )
-    console.print(table)
+    out().print(table)
     return 0
 
 
@@ -439,6 +473,9 @@ def cmd_study_status(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
+    from scoot.engine.exporters import exports_for
+    from scoot.jobs.policy import best_trial
+
     store, study = _open_study(ns)
     spec = json.loads(study.spec_json)
     trials = store.trials(study.id)
@@ -472,6 +509,8 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
 
 def _load_trace(ns: argparse.Namespace) -> TraceLoad:
+    from scoot.stress.formats import load as load_trace
+
     got = load_trace(ns.file, ns.format, skip_bad=ns.skip_bad)
     if got.skipped:
         print(
@@ -483,27 +522,33 @@ def _load_trace(ns: argparse.Namespace) -> TraceLoad:
 
 
 def cmd_trace_convert(ns: argparse.Namespace) -> int:
+    from scoot.stress.formats import to_jsonl
+
     got = _load_trace(ns)
-    out = Path(ns.output)
-    out.write_text(to_jsonl(got.requests), encoding="utf-8")
-    print(f"wrote {len(got.requests)} requests to {out}")
+    target = Path(ns.output)
+    target.write_text(to_jsonl(got.requests), encoding="utf-8")
+    print(f"wrote {len(got.requests)} requests to {target}")
     return 0
 
 
 def cmd_trace_inspect(ns: argparse.Namespace) -> int:
+    from rich.table import Table
+
+    from scoot.stress.traces import summarize
+
     got = _load_trace(ns)
     summary = summarize(got.requests)
     summary["skipped"] = got.skipped
     if ns.json:
         print(json.dumps(summary, indent=2))
         return 0
-    console.print(
+    out().print(
         f"{ns.file}: {summary['requests']} requests, {summary['with_timestamps']} with "
         f"timestamps, {summary['with_hash_ids']} with hash_ids"
         + (f", {got.skipped} malformed skipped" if got.skipped else "")
     )
     if summary["rate_rps"]:
-        console.print(f"span {summary['span_s']:.1f} s, mean rate {summary['rate_rps']:.2f} req/s")
+        out().print(f"span {summary['span_s']:.1f} s, mean rate {summary['rate_rps']:.2f} req/s")
     table = Table("tokens", "mean", "p50", "p90", "p95", "p99", "max")
     for key in ("input_length", "output_length"):
         stats = summary[key]
@@ -511,7 +556,7 @@ def cmd_trace_inspect(ns: argparse.Namespace) -> int:
         table.add_row(
             key, *(f"{stats[k]:.0f}" for k in ("mean", "p50", "p90", "p95", "p99", "max"))
         )
-    console.print(table)
+    out().print(table)
     return 0
 
 
@@ -533,6 +578,11 @@ def _open_existing(ns: argparse.Namespace) -> Store:
 # -- reporting -----------------------------------------------------------------------------------
 def report(store: Store, study: StudyRow) -> None:
     """Print the study's trials and its best configuration as a ``vllm serve`` command."""
+    from rich.table import Table
+
+    from scoot.engine.exporters import vllm_serve_command
+    from scoot.jobs.policy import best_trial, robust_slo
+
     spec = json.loads(study.spec_json)
     objectives = [Objective(o) for o in spec["objectives"]]
     params = list(spec["params"])
@@ -562,11 +612,11 @@ def report(store: Store, study: StudyRow) -> None:
         state = t.state.value + (f" ({t.failure_kind.value})" if t.failure_kind else "")
         style = "bold green" if best is not None and t.id == best.id else None
         table.add_row(*cells, state + (" *best" if style else ""), style=style)
-    console.print(table)
+    out().print(table)
     for line in store.notable_events(study.id):
-        console.print(line, markup=False, highlight=False)
+        out().print(line, markup=False, highlight=False)
     if best is None:
-        console.print("no completed trial yet")
+        out().print("no completed trial yet")
         return
     default = next((t for t in trials if t.source == "default" and t.metrics), None)
     if default is not None and default.metrics is not None and best.metrics is not None:
@@ -575,16 +625,16 @@ def report(store: Store, study: StudyRow) -> None:
             before, after = default.metrics.value(o), best.metrics.value(o)
             change = (after - before) / before * 100 if before else 0.0
             parts.append(f"{o.value} {before:.4g} -> {after:.4g} ({change:+.1f}%)")
-        console.print("best vs default: " + "; ".join(parts))
+        out().print("best vs default: " + "; ".join(parts))
     slo = robust_slo(trials, best, objectives)
     if slo is not None:
         runs, values = slo
         shown = "; ".join(f"{o.value} {v:.4g}" for o, v in zip(objectives, values, strict=True))
-        console.print(f"SLO of the best, worst case over {runs} arrival orders: {shown}")
+        out().print(f"SLO of the best, worst case over {runs} arrival orders: {shown}")
     command = vllm_serve_command(
         spec["engine"]["model"], spec["engine"]["args"], best.config.as_dict()
     )
-    console.print(f"best configuration (trial {best.number}), ready to run:")
+    out().print(f"best configuration (trial {best.number}), ready to run:")
     print(command)
 
 

@@ -260,6 +260,14 @@ class Metrics:
         return out
 
     @staticmethod
+    def of(**values: Any) -> Metrics:
+        """Zeros but for ``values``: the metrics of a grid lookup or a test, where only the
+        objectives matter."""
+        base: dict[str, Any] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
+        base.update(failures={}, engine={}, completed=0, failed=0)
+        return Metrics.from_dict({**base, **values})
+
+    @staticmethod
     def from_dict(data: Mapping[str, Any]) -> Metrics:
         """Inverse of :meth:`to_dict`; unknown keys are ignored (older stores stay readable)."""
         fields = Metrics.__dataclass_fields__
@@ -284,6 +292,73 @@ class TrialState(enum.StrEnum):
     def finished(self) -> bool:
         """Completed, failed or abandoned."""
         return self in (TrialState.COMPLETED, TrialState.FAILED, TrialState.ABANDONED)
+
+
+class AbandonCause(enum.StrEnum):
+    """Why a trial was abandoned: none of these says anything about its config."""
+
+    INTERRUPTED = "interrupted"
+    """The process running it died (SIGKILL, a lost SSH session, a restarted machine)."""
+    OPERATOR = "operator"
+    """``pause --now`` or ``cancel``."""
+    INVALID_RUN = "invalid_run"
+    """The load generator fell behind its schedule: the run measured the client, not the
+    engine. Three in a row pause the study (:data:`scoot.jobs.policy.MAX_INVALID_RUNS`)."""
+    BUDGET_SPENT = "budget_spent"
+    """Still queued when the budget was spent (a retry made redundant)."""
+    ERROR = "error"
+    """The trial could not be built or run for a reason of the study, not the config (a
+    trace unusable for its arrival mode, say): the study pauses with the message."""
+
+
+class StudyState(enum.StrEnum):
+    """A study's life cycle. ``active`` and ``running`` both make progress: ``active`` in a
+    foreground ``scoot tune`` (a new study starts so), ``running`` on ``scoot worker``
+    processes through the queue. Only an operator command or the policy changes a state."""
+
+    ACTIVE = "active"
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class EventKind(enum.StrEnum):
+    """What the store's event log records. A trial's own transitions use the trial state's
+    name (``queued``, ``completed``, ...); the rest are the study's."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    ABANDONED = "abandoned"
+    PAUSED = "paused"
+    RESUMED = "resumed"
+    CANCELLED = "cancelled"
+    RECOVERED = "recovered"
+    OPTIMIZER_ERROR = "optimizer-error"
+    GPU_MEMORY_HELD = "gpu_memory_held"
+    ERROR = "error"
+    STUDY_COMPLETED = "study-completed"
+
+    @property
+    def notable(self) -> bool:
+        """Worth an operator's eye in ``study status`` and the TUI (a trial's own state
+        changes are in the trial table already)."""
+        return self in _NOTABLE
+
+
+_NOTABLE = frozenset(
+    {
+        EventKind.PAUSED,
+        EventKind.RESUMED,
+        EventKind.CANCELLED,
+        EventKind.RECOVERED,
+        EventKind.OPTIMIZER_ERROR,
+        EventKind.GPU_MEMORY_HELD,
+        EventKind.ERROR,
+    }
+)
 
 
 class FailureKind(enum.StrEnum):

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
 from scoot.engine.catalog import (
@@ -25,6 +25,9 @@ from scoot.engine.catalog import (
 )
 from scoot.engine.launcher import parse_flags
 from scoot.stress.formats import FORMATS as TRACE_FORMATS
+
+if TYPE_CHECKING:
+    from scoot.optim.space import SearchSpace
 
 ENGINE_KINDS = ("embedded", "vllm", "sglang", "docker-vllm", "command")
 ARRIVALS = ("poisson", "gamma", "constant", "trace")
@@ -110,6 +113,12 @@ class StudySpec:
         if any(p.default is None for p in self.params):
             return None
         return {p.name: p.default for p in self.params if p.default is not None}
+
+    def space(self) -> SearchSpace:
+        """The study's search space, with its fixed flags visible to the constraints."""
+        from scoot.optim.space import SearchSpace
+
+        return SearchSpace(self.params, self.constraints, known_values(self.engine, self.gpu_sets))
 
     def to_json(self) -> str:
         """A canonical JSON form; two specs are the same study when these are equal."""

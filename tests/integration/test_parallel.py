@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from scoot.jobs.store import Store
+from scoot.jobs.store import Store, TrialRow
 
 
 def test_two_gpu_sets_run_two_trials_at_once(
@@ -28,8 +28,9 @@ def test_two_gpu_sets_run_two_trials_at_once(
     assert len(trials) == 5
     assert {t.gpu_set for t in trials} == {"0", "1"}
 
-    def overlap(a: object, b: object) -> bool:
-        return a.started_at < b.ended_at and b.started_at < a.ended_at  # type: ignore[attr-defined,operator]
+    def overlap(a: TrialRow, b: TrialRow) -> bool:
+        assert a.started_at and a.ended_at and b.started_at and b.ended_at
+        return a.started_at < b.ended_at and b.started_at < a.ended_at
 
     pairs = [(a, b) for i, a in enumerate(trials) for b in trials[i + 1 :]]
     assert any(overlap(a, b) for a, b in pairs), "no two trials ever ran at the same time"

@@ -10,13 +10,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
-
 from helpers import engine_pids, trial_rows, wait_for
-from scoot.domain import Config, TrialState
-from scoot.engine.launcher import EngineProcess, free_port, group_alive
-from scoot.jobs.driver import StudyLock, StudyLocked, recover
+from scoot.domain import AbandonCause, Config, TrialState
+from scoot.engine.launcher import EngineProcess, ProcessRef, free_port, group_alive, host_name
+from scoot.jobs.locks import foreground_lock
 from scoot.jobs.store import Store
+from scoot.jobs.tasks import recover
 
 
 def test_sigkill_during_fourth_evaluation_then_continue(
@@ -62,10 +61,30 @@ def test_sigkill_during_fourth_evaluation_then_continue(
     assert engine_pids(scoot_home) == []
 
 
-def test_recovery_stops_an_engine_left_running(tmp_path: Path, scoot_home: Path) -> None:
-    store = Store(scoot_home / "scoot.db")
+def dead_process() -> ProcessRef:
+    """A process of this host that ran and exited: what a SIGKILLed tuner leaves recorded."""
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    ref = ProcessRef.of(proc.pid)
+    proc.kill()
+    proc.wait()
+    return ref
+
+
+def sleeper() -> subprocess.Popen[bytes]:
+    """An unrelated process in a process group of its own."""
+    return subprocess.Popen(["sleep", "120"], start_new_session=True)
+
+
+def running_trial(store: Store, runner: ProcessRef, engine: ProcessRef) -> tuple[int, int]:
     study, _ = store.open_study("r", "{}")
     trial = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "sobol")
+    assert store.claim(trial.id, "0", runner)
+    store.mark_running(trial.id, "0", engine, "cmd", "log")
+    return study.id, trial.id
+
+
+def test_recovery_stops_an_engine_left_running(tmp_path: Path, scoot_home: Path) -> None:
+    store = Store(scoot_home / "scoot.db")
     port = free_port()
     engine = EngineProcess(
         [
@@ -85,19 +104,54 @@ def test_recovery_stops_an_engine_left_running(tmp_path: Path, scoot_home: Path)
         log_path=tmp_path / "e.log",
     )
     assert engine.wait_ready(30, "m") is None
-    store.mark_running(trial.id, "0", engine.pgid, "cmd", str(engine.log_path))
-    lock = StudyLock(store.path, study.id)
-    with pytest.raises(StudyLocked):
-        StudyLock(store.path, study.id)  # one driver per study
-    try:
-        abandoned = recover(store, study.id)
-    finally:
-        lock.release()
-    assert [t.id for t in abandoned] == [trial.id]
+    study_id, trial_id = running_trial(store, dead_process(), ProcessRef.of(engine.pgid))
+    lock = foreground_lock(scoot_home, study_id)
+    assert lock.acquire()
+    assert not foreground_lock(scoot_home, study_id).acquire()  # one foreground run per study
+    lock.release()
+    abandoned = recover(store, study_id)  # at once: the recorded process is gone
+    assert [t.id for t in abandoned] == [trial_id]
     assert not group_alive(engine.pgid)
     engine.proc.wait(timeout=5)
-    trials = store.trials(study.id)
+    trials = store.trials(study_id)
     assert [t.state for t in trials] == [TrialState.ABANDONED, TrialState.QUEUED]
+    assert trials[0].abandon_cause is AbandonCause.INTERRUPTED
     assert "engine was still running and was stopped" in (trials[0].failure_message or "")
-    assert trials[1].config == trial.config
+    assert trials[1].config == trials[0].config
     assert os.path.exists(engine.log_path)
+
+
+def test_a_reused_pgid_is_left_alone(scoot_home: Path) -> None:
+    """The recorded engine's pgid now belongs to another process (its start time differs):
+    recovery abandons the trial and signals nothing."""
+    other = sleeper()
+    try:
+        reused = ProcessRef(host_name(), other.pid, "another-boot/1")
+        store = Store(scoot_home / "scoot.db")
+        study_id, trial_id = running_trial(store, dead_process(), reused)
+        assert [t.id for t in recover(store, study_id)] == [trial_id]
+        assert other.poll() is None, "recovery killed a process that was not the engine"
+        assert "was stopped" not in (store.trial(trial_id).failure_message or "")
+    finally:
+        other.kill()
+        other.wait()
+
+
+def test_another_hosts_trial_waits_for_its_heartbeat_and_is_never_signalled(
+    scoot_home: Path,
+) -> None:
+    """A pid recorded on another host means nothing here: while that host's heartbeat is fresh
+    the trial is left running; once stale it is abandoned, and no local process is touched."""
+    local = sleeper()
+    try:
+        store = Store(scoot_home / "scoot.db")
+        elsewhere = ProcessRef("another-host", local.pid, ProcessRef.of(local.pid).started)
+        study_id, trial_id = running_trial(store, elsewhere, elsewhere)
+        assert recover(store, study_id) == []  # its heartbeat is fresh
+        assert store.trial(trial_id).state is TrialState.RUNNING
+        assert [t.id for t in recover(store, study_id, stale_s=0.0)] == [trial_id]
+        assert local.poll() is None, "a pid recorded on another host was signalled here"
+        assert "on host another-host" in (store.trial(trial_id).failure_message or "")
+    finally:
+        local.kill()
+        local.wait()

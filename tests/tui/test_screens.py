@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
+from helpers import until
+from scoot.domain import EventKind, StudyState
 from scoot.jobs.store import Store
+from scoot.jobs.worker import Queue
 from scoot.tui.app import ScootApp
 from scoot.tui.screens.export import ExportScreen
+from scoot.tui.screens.new_study import NewStudyScreen
 from scoot.tui.screens.studies import StudiesScreen
 from scoot.tui.screens.study import StudyScreen
 from scoot.tui.screens.trial import TrialScreen
@@ -21,13 +27,49 @@ def text_of(widget: Static) -> str:
     return str(widget.render())
 
 
+def studies_table(app: ScootApp) -> DataTable[str]:
+    return app.screen.query_one("#studies", DataTable)
+
+
+def state_cell(app: ScootApp) -> str:
+    return str(studies_table(app).get_row_at(0)[4])
+
+
+def message(screen: Screen[Any]) -> str:
+    return text_of(screen.query_one("#message", Static))
+
+
+def error_text(app: ScootApp) -> str:
+    return text_of(app.screen.query_one("#error", Static))
+
+
+def tab_of(screen: Screen[Any]) -> str:
+    return str(screen.query_one(TabbedContent).active)
+
+
+def feasibility(screen: Screen[Any]) -> str:
+    return text_of(screen.query_one(FeasibilityPanel))
+
+
+async def open_study(pilot: Any, app: ScootApp) -> StudyScreen:
+    """From the studies screen, open the first study and wait for its first view."""
+    await until(pilot, lambda: studies_table(app).row_count >= 1, "the studies table")
+    await pilot.press("enter")
+    await until(
+        pilot,
+        lambda: isinstance(app.screen, StudyScreen) and app.screen.view is not None,
+        "the study screen's first load",
+    )
+    assert isinstance(app.screen, StudyScreen)
+    return app.screen
+
+
 async def test_studies_screen_lists_the_study(data_dir: Path) -> None:
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause(0.5)
+        await until(pilot, lambda: studies_table(app).row_count == 1, "the study's row")
         assert isinstance(app.screen, StudiesScreen)
-        table = app.screen.query_one("#studies", DataTable)
-        assert table.row_count == 1
+        table = studies_table(app)
         row = table.get_row_at(0)
         assert row[0] == "tui" and row[1] == "ttft+tpot" and row[3] == "0 1"
         assert row[4] == "completed" and row[5] == "5/5"
@@ -37,11 +79,7 @@ async def test_studies_screen_lists_the_study(data_dir: Path) -> None:
 async def test_study_screen_trials_plot_panels_and_trial(data_dir: Path) -> None:
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause(0.8)
-        screen = app.screen
-        assert isinstance(screen, StudyScreen)
+        screen = await open_study(pilot, app)
         table = screen.query_one("#trials-table", DataTable)
         assert table.row_count == 6  # five trials and one re-test of the winner
         marks = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
@@ -50,37 +88,32 @@ async def test_study_screen_trials_plot_panels_and_trial(data_dir: Path) -> None
         assert all(s.startswith(("completed", "failed")) for s in states)
         # Sorting by a metric column reorders rows; filtering keeps matching ones.
         await pilot.press("s")
-        await pilot.pause(0.1)
-        assert "sorted by" in text_of(screen.query_one("#message", Static))
+        await until(pilot, lambda: "sorted by" in message(screen), "the sort message")
         await pilot.press("slash")
         box = screen.query_one("#filter", Input)
         assert box.display
         for ch in "robust":
             await pilot.press(ch)
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert table.row_count == 1
+        await until(pilot, lambda: table.row_count == 1, "the filtered table")
         # The other tabs.
         await pilot.press("3")
-        await pilot.pause(0.2)
-        assert screen.query_one(TabbedContent).active == "feasibility"
+        await until(pilot, lambda: tab_of(screen) == "feasibility", "the feasibility tab")
         feas = text_of(screen.query_one(FeasibilityPanel))
         assert "Delta now" in feas and "failures by kind" in feas
         await pilot.press("4")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: tab_of(screen) == "gpus", "the GPU sets tab")
         gpus = text_of(screen.query_one(GpuPanel))
         assert "GPU set" in gpus and "idle" in gpus
         await pilot.press("1")
-        await pilot.pause(0.1)
+        await until(pilot, lambda: tab_of(screen) == "trials", "the trials tab")
         table.focus()
         await pilot.press("enter")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, TrialScreen)
+        await until(pilot, lambda: isinstance(app.screen, TrialScreen), "the trial screen")
         body = " ".join(text_of(w) for w in app.screen.query(Static))
         assert "launch command" in body and "engine log" in body
         await pilot.press("e")
-        await pilot.pause(0.3)
-        assert isinstance(app.screen, ExportScreen)
+        await until(pilot, lambda: isinstance(app.screen, ExportScreen), "the export screen")
         texts = [t.text for t in app.screen.query(TextArea)]
         assert any(t.startswith("vllm serve llama-3.1-8b") for t in texts)
         assert any("docker run" in t for t in texts)
@@ -93,18 +126,20 @@ async def test_feasibility_tab_shows_recent_notable_events(data_dir: Path) -> No
     assert study is not None
     assert store.notable_events(study.id) == []  # the real study ran without incident
     store.event(
-        study.id, None, "optimizer-error", "scoot-mobo: RuntimeError('x'); Sobol this round"
+        study.id,
+        None,
+        EventKind.OPTIMIZER_ERROR,
+        "scoot-mobo: RuntimeError('x'); Sobol this round",
     )
-    store.event(study.id, None, "completed", "budget of 5 spent")  # not notable: in the title
+    # Not notable: the study's state is in the title.
+    store.event(study.id, None, EventKind.STUDY_COMPLETED, "budget of 5 spent")
     store.close()
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 36)) as pilot:
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause(0.8)
+        screen = await open_study(pilot, app)
         await pilot.press("3")
-        await pilot.pause(0.3)
-        feas = text_of(app.screen.query_one(FeasibilityPanel))
+        await until(pilot, lambda: "recent events:" in feasibility(screen), "the events")
+        feas = feasibility(screen)
         assert "recent events:" in feas
         assert "optimizer-error: scoot-mobo: RuntimeError('x'); Sobol this round" in feas
         assert "budget of 5 spent" not in feas
@@ -113,20 +148,22 @@ async def test_feasibility_tab_shows_recent_notable_events(data_dir: Path) -> No
 async def test_pause_and_resume_from_the_studies_screen(data_dir: Path) -> None:
     store = Store(data_dir / "scoot.db")
     study = store.studies()[0]
-    store.set_study_state(study.id, "running")
+    store.set_study_state(study.id, StudyState.RUNNING)
     store.close()
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause(0.5)
+        await until(pilot, lambda: state_cell(app) == "running", "the study's row")
         await pilot.press("p")
-        await pilot.pause(0.5)
-        table = app.screen.query_one("#studies", DataTable)
-        assert table.get_row_at(0)[4] == "paused"
+        await until(pilot, lambda: state_cell(app) == "paused", "the paused state")
+        await pilot.press("r")
+        await until(pilot, lambda: "resumed" in message(app.screen), "the resume message")
+        assert state_cell(app) == "running"
         await pilot.press("c")
-        await pilot.pause(0.5)
-        assert table.get_row_at(0)[4] == "cancelled"
+        await until(pilot, lambda: state_cell(app) == "cancelled", "the cancelled state")
     store = Store(data_dir / "scoot.db")
-    assert store.studies()[0].state == "cancelled"
+    assert store.studies()[0].state is StudyState.CANCELLED
+    # Resume only handed the study to the workers: no suggestion was computed in the TUI.
+    assert len(store.trials(study.id)) == 6
     store.close()
 
 
@@ -136,41 +173,42 @@ async def test_new_study_from_a_file_goes_to_the_workers(
     path = make_study(name="fresh", budget=3)
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause(0.5)
+        await until(pilot, lambda: studies_table(app).row_count == 1, "the study's row")
         await pilot.press("n")
-        await pilot.pause(0.2)
+        await until(pilot, lambda: isinstance(app.screen, NewStudyScreen), "the new-study box")
         await pilot.press(*"nope.toml", "enter")
-        await pilot.pause(0.2)
-        assert "nope.toml" in text_of(app.screen.query_one("#error", Static))
+        await until(pilot, lambda: "nope.toml" in error_text(app), "the error")
         box = app.screen.query_one("#path", Input)
         box.value = str(path)
         await pilot.press("enter")
-        await pilot.pause(0.6)
+        await until(pilot, lambda: "handed to the workers" in message(app.screen), "handed")
         assert isinstance(app.screen, StudiesScreen)
-        assert "handed to the workers" in text_of(app.screen.query_one("#message", Static))
-        assert app.screen.query_one("#studies", DataTable).row_count == 2
+        await until(pilot, lambda: studies_table(app).row_count == 2, "the new study's row")
     store = Store(data_dir / "scoot.db")
     fresh = store.study("fresh")
-    assert fresh is not None and fresh.state == "running"
-    assert [t.source for t in store.trials(fresh.id)] == ["default"]
+    assert fresh is not None and fresh.state is StudyState.RUNNING
+    # The TUI only enqueued: the default config is the workers' first advance, not its own.
+    assert store.trials(fresh.id) == []
     store.close()
+    assert Queue(None, data_dir).huey.pending_count() == 1  # that advance task
 
 
 async def test_bindings_are_remappable_and_listed_in_the_palette(data_dir: Path) -> None:
     (data_dir / "keys.toml").write_text('"studies.pause" = "x"\n')
     store = Store(data_dir / "scoot.db")
-    store.set_study_state(store.studies()[0].id, "running")
+    study_id = store.studies()[0].id
+    store.set_study_state(study_id, StudyState.RUNNING)
     store.close()
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 30)) as pilot:
-        await pilot.pause(0.5)
-        table = app.screen.query_one("#studies", DataTable)
+        await until(pilot, lambda: state_cell(app) == "running", "the study's row")
         await pilot.press("p")  # no longer bound
-        await pilot.pause(0.4)
-        assert table.get_row_at(0)[4] == "running"
         await pilot.press("x")
-        await pilot.pause(0.4)
-        assert table.get_row_at(0)[4] == "paused"
+        await until(pilot, lambda: state_cell(app) == "paused", "the paused state")
+        store = Store(data_dir / "scoot.db")
+        paused = [e for e in store.events(study_id) if e["kind"] == EventKind.PAUSED]
+        store.close()
+        assert len(paused) == 1, paused  # from "x" only
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for words in ("Open", "New study", "Pause", "Resume", "Cancel"):
             assert any(t.startswith(words + " (") for t in titles), titles

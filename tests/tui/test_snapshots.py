@@ -7,11 +7,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import TabbedContent
 
 from fake_store import fake_store
+from helpers import until
 from scoot.tui.app import ScootApp
+from scoot.tui.screens.export import ExportScreen
+from scoot.tui.screens.trial import TrialScreen
 
 SIZES = [(80, 24), (160, 48)]
+TABS = {"1": "trials", "2": "plot", "3": "feasibility", "4": "gpus"}
 
 
 def app_for(tmp_path: Path, two: bool = True) -> ScootApp:
@@ -19,14 +24,27 @@ def app_for(tmp_path: Path, two: bool = True) -> ScootApp:
     return ScootApp(fake_store(tmp_path / "home", two_objectives=two), refresh_s=3600)
 
 
+async def studies_shown(pilot: Any) -> None:
+    await until(pilot, lambda: pilot.app.screen.query_one("#studies").row_count == 1, "rows")
+
+
+async def study_shown(pilot: Any) -> None:
+    """Open the study and wait for its first view to be drawn."""
+    await studies_shown(pilot)
+    await pilot.press("enter")
+    await until(pilot, lambda: getattr(pilot.app.screen, "view", None) is not None, "the view")
+
+
+async def tab_shown(pilot: Any, tab: str) -> None:
+    await pilot.press(tab)
+    await until(pilot, lambda: pilot.app.screen.query_one(TabbedContent).active == TABS[tab], tab)
+
+
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_studies_screen(
     snap_compare: Callable[..., Any], tmp_path: Path, size: tuple[int, int]
 ) -> None:
-    async def settle(pilot: Any) -> None:
-        await pilot.pause(0.5)
-
-    assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=settle)
+    assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=studies_shown)
 
 
 @pytest.mark.parametrize("tab", ["1", "2", "3", "4"])
@@ -35,11 +53,8 @@ def test_study_screen_tabs(
     snap_compare: Callable[..., Any], tmp_path: Path, size: tuple[int, int], tab: str
 ) -> None:
     async def open_tab(pilot: Any) -> None:
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause(0.8)
-        await pilot.press(tab)
-        await pilot.pause(0.3)
+        await study_shown(pilot)
+        await tab_shown(pilot, tab)
 
     assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=open_tab)
 
@@ -49,11 +64,8 @@ def test_one_objective_plot(
     snap_compare: Callable[..., Any], tmp_path: Path, size: tuple[int, int]
 ) -> None:
     async def plot(pilot: Any) -> None:
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause(0.8)
-        await pilot.press("2")
-        await pilot.pause(0.3)
+        await study_shown(pilot)
+        await tab_shown(pilot, "2")
 
     assert snap_compare(app_for(tmp_path, two=False), terminal_size=size, run_before=plot)
 
@@ -63,17 +75,15 @@ def test_trial_and_export_screens(
     snap_compare: Callable[..., Any], tmp_path: Path, size: tuple[int, int]
 ) -> None:
     async def trial(pilot: Any) -> None:
-        await pilot.pause(0.5)
-        await pilot.press("enter")
-        await pilot.pause(0.8)
+        await study_shown(pilot)
         await pilot.press("down", "down", "enter")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(pilot.app.screen, TrialScreen), "the trial")
 
     assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=trial)
 
     async def export(pilot: Any) -> None:
         await trial(pilot)
         await pilot.press("e")
-        await pilot.pause(0.3)
+        await until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen), "the export")
 
     assert snap_compare(app_for(tmp_path / "x"), terminal_size=size, run_before=export)

@@ -11,8 +11,8 @@ import pytest
 
 from scoot.cli import changed_since_recorded, demo_study_path, report
 from scoot.domain import Observation, Suggestion
-from scoot.jobs.driver import enqueue_trials, space_of
 from scoot.jobs.store import Store, StudyRow
+from scoot.jobs.suggest import enqueue_trials
 from scoot.optim.space import SearchSpace
 from scoot.study import StudySpec, load_study
 
@@ -40,9 +40,9 @@ def broken(make_study: Callable[..., Path], tmp_path: Path) -> BrokenStudy:
     spec = load_study(make_study(name="broken"))
     store = Store(tmp_path / "s.db")
     study, _ = store.open_study(spec.name, spec.to_json())
-    first = enqueue_trials(store, study.id, spec, space_of(spec), Broken(), [], 1, [])
+    first = enqueue_trials(store, study.id, spec, spec.space(), Broken(), [], 1, [])
     assert [t.source for t in first] == ["default"]
-    return BrokenStudy(spec, space_of(spec), store, study)
+    return BrokenStudy(spec, spec.space(), store, study)
 
 
 def test_a_failing_suggester_falls_back_to_sobol_and_says_so(broken: BrokenStudy) -> None:

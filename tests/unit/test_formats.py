@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from scoot.stress.formats import load, to_jsonl
-from scoot.stress.traces import TraceError, read_trace
+from scoot.stress.formats import load, read_trace, to_jsonl
+from scoot.stress.traces import TraceError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

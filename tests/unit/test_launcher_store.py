@@ -6,7 +6,7 @@ import pytest
 
 from scoot.domain import Config, FailureKind, Metrics, TrialState
 from scoot.engine.exporters import vllm_serve_command
-from scoot.engine.launcher import build_argv, classify_exit, flags_for
+from scoot.engine.launcher import ProcessRef, build_argv, classify_exit, flags_for
 from scoot.jobs.store import Store, StoreError
 
 
@@ -96,11 +96,7 @@ def test_classify(code: int, log: str, kind: FailureKind) -> None:
 
 
 def _metrics(p95: float) -> Metrics:
-    z: dict[str, object] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-    z["failures"] = {}
-    z["engine"] = {}
-    z.update(completed=10, failed=0, p95_e2el_ms=p95, duration_s=1.0)
-    return Metrics(**z)
+    return Metrics.of(completed=10, p95_e2el_ms=p95, duration_s=1.0)
 
 
 def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
@@ -110,7 +106,8 @@ def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
     t0 = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
     t1 = store.add_trial(study.id, Config.of({"max_num_seqs": 16}), "sobol")
     assert (t0.number, t1.number, t0.state) == (0, 1, TrialState.QUEUED)
-    store.mark_running(t0.id, "0", 1234, "cmd", "log")
+    store.mark_running(t0.id, "0", ProcessRef("h", 1234, "b/9"), "cmd", "log")
+    assert store.trial(t0.id).engine == ProcessRef("h", 1234, "b/9")
     store.finish(t0.id, TrialState.COMPLETED, metrics=_metrics(5.0))
     store.finish(t1.id, TrialState.FAILED, failure=FailureKind.STARTUP_OOM, message="oom")
     with pytest.raises(StoreError, match="not running"):

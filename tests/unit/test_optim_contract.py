@@ -77,8 +77,9 @@ def test_never_violates_known_constraints(suggester: Suggester) -> None:
     assert len(out) == 200
     for s in out:
         v = {**SPACE.fixed, **s.config.as_dict()}
-        assert v["max_num_batched_tokens"] >= v["max_num_seqs"]
-        assert v["enable_chunked_prefill"] or v["max_num_batched_tokens"] >= 8192
+        tokens, seqs = int(v["max_num_batched_tokens"]), int(v["max_num_seqs"])
+        assert tokens >= seqs
+        assert v["enable_chunked_prefill"] or tokens >= 8192
 
 
 def test_same_seed_same_suggestions(suggester: Suggester) -> None:

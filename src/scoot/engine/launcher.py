@@ -328,6 +328,67 @@ def group_alive(pgid: int) -> bool:
     return False
 
 
+def host_name() -> str:
+    """This machine's name, recorded with every process a trial starts: only the host that
+    started a process may signal it (a pgid means nothing on another machine)."""
+    return socket.gethostname()
+
+
+def start_identity(pid: int) -> str | None:
+    """What tells process ``pid`` apart from a later one that reuses its number: the boot id
+    and the start time in clock ticks since boot (``/proc/PID/stat`` field 22). None when the
+    process does not exist (or there is no ``/proc``)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":
+        return None
+    return f"{boot}/{fields[19]}"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessRef:
+    """A process as a trial records it: on which host, which pid (or pgid), started when."""
+
+    host: str | None
+    pid: int | None
+    started: str | None
+
+    @staticmethod
+    def of(pid: int) -> ProcessRef:
+        return ProcessRef(host_name(), pid, start_identity(pid))
+
+    def local(self) -> bool:
+        return self.host is not None and self.host == host_name()
+
+    def alive(self) -> bool:
+        """Whether the very process recorded is still running here. A pid reused by another
+        process, or a process on another host, is not it."""
+        if not self.local() or self.pid is None or self.started is None:
+            return False
+        return start_identity(self.pid) == self.started
+
+    def stop_group(self, grace: float) -> bool:
+        """Stop the recorded process group, only on its own host and only if its leader is
+        still the process recorded (or gone with members left: the kernel does not reuse a
+        pid while a group of that id exists). True if something was stopped."""
+        if not self.local() or self.pid is None or self.started is None:
+            return False
+        now = start_identity(self.pid)
+        if now is not None and now != self.started:
+            return False  # the number belongs to another process now: leave it alone
+        if not group_alive(self.pid):
+            return False
+        return kill_group(self.pid, grace)
+
+
+NO_PROCESS = ProcessRef(None, None, None)
+"""What a trial records before any process claimed it."""
+
+
 def log_tail(path: Path, lines: int = 20) -> str:
     """The last ``lines`` lines of a log file ('' if unreadable)."""
     try:

@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scoot.domain import FailureKind, Metrics, TrialState
+from scoot.domain import AbandonCause, EventKind, FailureKind, Metrics, TrialState
 from scoot.engine.launcher import (
     EngineProcess,
+    ProcessRef,
     build_argv,
     free_port,
     wait_gpu_memory_released,
@@ -25,8 +26,9 @@ from scoot.engine.launcher import (
 from scoot.jobs.store import Store, TrialRow
 from scoot.stress.arrivals import order, schedule
 from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.formats import read_trace
 from scoot.stress.metrics import compute
-from scoot.stress.traces import TraceError, TraceRequest, heaviest, read_trace
+from scoot.stress.traces import TraceError, TraceRequest, heaviest
 from scoot.study import StudySpec, devices_of
 
 HEARTBEAT_S = 2.0
@@ -99,7 +101,9 @@ def evaluate(
             message=f"cannot start {argv[0]}: {exc.strerror}",
         )
         return TrialState.FAILED
-    store.mark_running(trial.id, gpu_set, engine.pgid, shlex.join(argv), str(log_path))
+    store.mark_running(
+        trial.id, gpu_set, ProcessRef.of(engine.pgid), shlex.join(argv), str(log_path)
+    )
     stop_beat = threading.Event()
     beat = threading.Thread(
         target=_heartbeat,
@@ -137,7 +141,8 @@ def evaluate(
         )
         if state is TrialState.FAILED and not engine.alive():
             message = f"{message}\nengine log tail:\n{engine.log_tail(8)}"
-        store.finish(trial.id, state, metrics=metrics, failure=kind, message=message)
+        cause = AbandonCause.INVALID_RUN if state is TrialState.ABANDONED else None
+        store.finish(trial.id, state, metrics=metrics, failure=kind, message=message, cause=cause)
         return state
     finally:
         stop_beat.set()
@@ -148,7 +153,7 @@ def evaluate(
             store.event(
                 trial.study_id,
                 trial.id,
-                "gpu_memory_held",
+                EventKind.GPU_MEMORY_HELD,
                 f"GPU memory still in use 30 s after the engine stopped ({held}); the next "
                 f"launch on set {gpu_set} may fail for it",
             )

@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoot.domain import Config, FailureKind, Metrics, Observation, TrialState
+from scoot.domain import (
+    AbandonCause,
+    Config,
+    EventKind,
+    FailureKind,
+    Metrics,
+    Observation,
+    StudyState,
+    TrialState,
+)
+from scoot.engine.launcher import NO_PROCESS, ProcessRef
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -25,7 +35,8 @@ CREATE TABLE IF NOT EXISTS studies (
     spec_json TEXT NOT NULL,
     source TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL DEFAULT 'active',
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    state_since REAL
 );
 CREATE TABLE IF NOT EXISTS trials (
     id INTEGER PRIMARY KEY,
@@ -46,6 +57,13 @@ CREATE TABLE IF NOT EXISTS trials (
     ended_at REAL,
     heartbeat_at REAL,
     stop_requested INTEGER NOT NULL DEFAULT 0,
+    retest_seed INTEGER,
+    retest_of INTEGER,
+    host TEXT,
+    runner_pid INTEGER,
+    runner_started TEXT,
+    engine_started TEXT,
+    abandon_cause TEXT,
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_state ON trials (study_id, state);
@@ -61,10 +79,23 @@ CREATE TABLE IF NOT EXISTS events (
 
 
 RETEST = "robustness "
-"""Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)``."""
+"""Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)`` (a label; the seed and
+the winner are the ``retest_seed`` and ``retest_of`` columns)."""
 
-
-NOTABLE_EVENTS = frozenset({"paused", "resumed", "cancelled", "recovered", "optimizer-error"})
+ADDED_COLUMNS = {
+    "trials": (
+        ("stop_requested", "INTEGER NOT NULL DEFAULT 0"),
+        ("retest_seed", "INTEGER"),
+        ("retest_of", "INTEGER"),
+        ("host", "TEXT"),
+        ("runner_pid", "INTEGER"),
+        ("runner_started", "TEXT"),
+        ("engine_started", "TEXT"),
+        ("abandon_cause", "TEXT"),
+    ),
+    "studies": (("state_since", "REAL"),),
+}
+"""Columns later than the first stores: added on open, so an old store stays readable."""
 
 
 class StoreError(RuntimeError):
@@ -79,8 +110,9 @@ class StudyRow:
     name: str
     spec_json: str
     source: str
-    state: str
+    state: StudyState
     created_at: float
+    state_since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +137,15 @@ class TrialRow:
     ended_at: float | None
     heartbeat_at: float | None = None
     stop_requested: bool = False
-
-    @property
-    def retest(self) -> int | None:
-        """For a robustness re-test of the winner, its arrival-order seed (1, 2, ...)."""
-        if not self.source.startswith(RETEST):
-            return None
-        return int(self.source.removeprefix(RETEST).split()[0])
+    retest: int | None = None
+    """For a robustness re-test of the winner, its arrival-order seed (1, 2, ...)."""
+    retest_of: int | None = None
+    """For a re-test, the number of the trial it re-tests."""
+    runner: ProcessRef = NO_PROCESS
+    """The process that claimed it (a worker or a foreground ``scoot tune``)."""
+    engine: ProcessRef = NO_PROCESS
+    """The engine's process group (pid = pgid) and its start time, on ``runner``'s host."""
+    abandon_cause: AbandonCause | None = None
 
     @property
     def counts(self) -> bool:
@@ -141,11 +175,29 @@ class Store:
         self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self.conn.executescript(SCHEMA)
-        columns = {r["name"] for r in self.conn.execute("PRAGMA table_info(trials)")}
-        if "stop_requested" not in columns:  # stores written before pause --now existed
-            self.conn.execute(
-                "ALTER TABLE trials ADD COLUMN stop_requested INTEGER NOT NULL DEFAULT 0"
-            )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring a store written by an older SCOOT up to this schema, keeping every row."""
+        with self._tx() as c:
+            for table, added in ADDED_COLUMNS.items():
+                have = {r["name"] for r in c.execute(f"PRAGMA table_info({table})")}
+                for name, decl in added:
+                    if name not in have:
+                        c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+            # Re-tests were once known only by their label, "robustness 2 of 3 (#14)".
+            old = c.execute(
+                "SELECT id, source FROM trials WHERE retest_seed IS NULL AND source LIKE ?",
+                (RETEST + "%",),
+            ).fetchall()
+            for row in old:
+                words = row["source"].removeprefix(RETEST).split()
+                of = words[-1].strip("(#)") if words else ""
+                if words and words[0].isdigit() and of.isdigit():
+                    c.execute(
+                        "UPDATE trials SET retest_seed = ?, retest_of = ? WHERE id = ?",
+                        (int(words[0]), int(of), row["id"]),
+                    )
 
     def close(self) -> None:
         self.conn.close()
@@ -198,20 +250,37 @@ class Store:
         with self._tx() as c:
             c.execute("UPDATE studies SET name = ? WHERE id = ?", (new_name, study_id))
 
-    def set_study_state(self, study_id: int, state: str) -> None:
+    def set_study_state(
+        self, study_id: int, state: StudyState, *, only_from: tuple[StudyState, ...] = ()
+    ) -> bool:
+        """Change the study's state (and when it changed); with ``only_from``, only from one of
+        those states (a check and a write in one transaction). True if it changed."""
         with self._tx() as c:
-            c.execute("UPDATE studies SET state = ? WHERE id = ?", (state, study_id))
+            sql = "UPDATE studies SET state = ?, state_since = ? WHERE id = ?"
+            args: list[object] = [state.value, time.time(), study_id]
+            if only_from:
+                sql += f" AND state IN ({','.join('?' * len(only_from))})"
+                args += [s.value for s in only_from]
+            return c.execute(sql, args).rowcount == 1
 
     # -- trials ------------------------------------------------------------------------------
-    def add_trial(self, study_id: int, config: Config, source: str) -> TrialRow:
-        """Queue a new trial with the next number."""
+    def add_trial(
+        self,
+        study_id: int,
+        config: Config,
+        source: str,
+        *,
+        retest: int | None = None,
+        retest_of: int | None = None,
+    ) -> TrialRow:
+        """Queue a new trial with the next number (a re-test: with its seed and winner)."""
         with self._tx() as c:
             (number,) = c.execute(
                 "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?", (study_id,)
             ).fetchone()
             cur = c.execute(
-                "INSERT INTO trials (study_id, number, config_json, source, state, created_at) "
-                "VALUES (?,?,?,?,?,?)",
+                "INSERT INTO trials (study_id, number, config_json, source, state, created_at, "
+                "retest_seed, retest_of) VALUES (?,?,?,?,?,?,?,?)",
                 (
                     study_id,
                     number,
@@ -219,11 +288,13 @@ class Store:
                     source,
                     TrialState.QUEUED.value,
                     time.time(),
+                    retest,
+                    retest_of,
                 ),
             )
             trial_id = cur.lastrowid
         assert trial_id is not None
-        self.event(study_id, trial_id, "queued", f"trial {number} queued ({source})")
+        self.event(study_id, trial_id, EventKind.QUEUED, f"trial {number} queued ({source})")
         return self.trial(trial_id)
 
     def trial(self, trial_id: int) -> TrialRow:
@@ -242,14 +313,26 @@ class Store:
         """Every completed or failed trial, as the optimizer sees it."""
         return [o for t in self.trials(study_id) if (o := t.observation()) is not None]
 
-    def claim(self, trial_id: int, gpu_set: str) -> bool:
-        """Take a queued trial for ``gpu_set``; False if another task already took it."""
+    def claim(self, trial_id: int, gpu_set: str, runner: ProcessRef) -> bool:
+        """Take a queued trial for ``gpu_set`` in the process ``runner``; False if another
+        task already took it."""
         now = time.time()
         with self._tx() as c:
             cur = c.execute(
-                "UPDATE trials SET state = ?, gpu_set = ?, started_at = ?, heartbeat_at = ? "
-                "WHERE id = ? AND state = ?",
-                (TrialState.RUNNING.value, gpu_set, now, now, trial_id, TrialState.QUEUED.value),
+                "UPDATE trials SET state = ?, gpu_set = ?, started_at = ?, heartbeat_at = ?, "
+                "host = ?, runner_pid = ?, runner_started = ?, engine_pgid = NULL, "
+                "engine_started = NULL WHERE id = ? AND state = ?",
+                (
+                    TrialState.RUNNING.value,
+                    gpu_set,
+                    now,
+                    now,
+                    runner.host,
+                    runner.pid,
+                    runner.started,
+                    trial_id,
+                    TrialState.QUEUED.value,
+                ),
             )
             return cur.rowcount == 1
 
@@ -265,14 +348,27 @@ class Store:
         return _study(row)
 
     def mark_running(
-        self, trial_id: int, gpu_set: str, pgid: int, command: str, log_path: str
+        self, trial_id: int, gpu_set: str, engine: ProcessRef, command: str, log_path: str
     ) -> None:
+        """The trial's engine is started: its process group, command line and log."""
         now = time.time()
         with self._tx() as c:
             c.execute(
-                "UPDATE trials SET state = ?, gpu_set = ?, engine_pgid = ?, command = ?, "
-                "log_path = ?, started_at = ?, heartbeat_at = ? WHERE id = ?",
-                (TrialState.RUNNING.value, gpu_set, pgid, command, log_path, now, now, trial_id),
+                "UPDATE trials SET state = ?, gpu_set = ?, engine_pgid = ?, engine_started = ?, "
+                "host = COALESCE(host, ?), command = ?, log_path = ?, "
+                "started_at = COALESCE(started_at, ?), heartbeat_at = ? WHERE id = ?",
+                (
+                    TrialState.RUNNING.value,
+                    gpu_set,
+                    engine.pid,
+                    engine.started,
+                    engine.host,
+                    command,
+                    log_path,
+                    now,
+                    now,
+                    trial_id,
+                ),
             )
 
     def heartbeat(self, trial_id: int) -> None:
@@ -287,25 +383,31 @@ class Store:
         metrics: Metrics | None = None,
         failure: FailureKind | None = None,
         message: str | None = None,
+        cause: AbandonCause | None = None,
     ) -> None:
         """Record a trial's outcome; only a running or queued trial can finish (no duplicates).
+        An abandoned trial names its ``cause``.
 
         A trial the operator stopped (``pause --now``, ``cancel``) is abandoned whatever its run
         concluded: a killed engine says nothing about its config."""
+        if state is TrialState.ABANDONED and cause is None:
+            raise ValueError("an abandoned trial needs its cause")
         with self._tx() as c:
             row = c.execute("SELECT stop_requested FROM trials WHERE id = ?", (trial_id,))
             flag = row.fetchone()
             if flag is not None and flag[0] and state is not TrialState.COMPLETED:
                 state, metrics, failure = TrialState.ABANDONED, None, None
-                message = "stopped by the operator"
+                message, cause = "stopped by the operator", AbandonCause.OPERATOR
             cur = c.execute(
                 "UPDATE trials SET state = ?, metrics_json = ?, failure_kind = ?, "
-                "failure_message = ?, ended_at = ? WHERE id = ? AND state IN (?, ?)",
+                "failure_message = ?, abandon_cause = ?, ended_at = ? "
+                "WHERE id = ? AND state IN (?, ?)",
                 (
                     state.value,
                     json.dumps(metrics.to_dict()) if metrics else None,
                     failure.value if failure else None,
                     message,
+                    cause.value if state is TrialState.ABANDONED and cause else None,
                     time.time(),
                     trial_id,
                     TrialState.RUNNING.value,
@@ -318,14 +420,14 @@ class Store:
         text = f"trial {t.number} {state.value}"
         if failure:
             text += f" ({failure.value})"
-        self.event(t.study_id, trial_id, state.value, text)
+        self.event(t.study_id, trial_id, EventKind(state.value), text)
 
     # -- events ------------------------------------------------------------------------------
-    def event(self, study_id: int, trial_id: int | None, kind: str, message: str) -> None:
+    def event(self, study_id: int, trial_id: int | None, kind: EventKind, message: str) -> None:
         with self._tx() as c:
             c.execute(
                 "INSERT INTO events (study_id, trial_id, ts, kind, message) VALUES (?,?,?,?,?)",
-                (study_id, trial_id, time.time(), kind, message),
+                (study_id, trial_id, time.time(), kind.value, message),
             )
 
     def events(self, study_id: int) -> list[dict[str, Any]]:
@@ -338,7 +440,8 @@ class Store:
         """The last ``last`` events worth an operator's eye (pauses, resumes, cancels,
         recoveries, optimizer errors), one line each with its local time; a trial's own
         state changes are in the trial table already."""
-        picked = [e for e in self.events(study_id) if e["kind"] in NOTABLE_EVENTS][-last:]
+        notable = {k.value for k in EventKind if k.notable}
+        picked = [e for e in self.events(study_id) if e["kind"] in notable][-last:]
         return [
             f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(e['ts']))} "
             f"{e['kind']}: {e['message']}"
@@ -348,7 +451,13 @@ class Store:
 
 def _study(row: sqlite3.Row) -> StudyRow:
     return StudyRow(
-        row["id"], row["name"], row["spec_json"], row["source"], row["state"], row["created_at"]
+        row["id"],
+        row["name"],
+        row["spec_json"],
+        row["source"],
+        StudyState(row["state"]),
+        row["created_at"],
+        row["state_since"],
     )
 
 
@@ -373,4 +482,9 @@ def _trial(row: sqlite3.Row) -> TrialRow:
         ended_at=row["ended_at"],
         heartbeat_at=row["heartbeat_at"],
         stop_requested=bool(row["stop_requested"]),
+        retest=row["retest_seed"],
+        retest_of=row["retest_of"],
+        runner=ProcessRef(row["host"], row["runner_pid"], row["runner_started"]),
+        engine=ProcessRef(row["host"], row["engine_pgid"], row["engine_started"]),
+        abandon_cause=AbandonCause(row["abandon_cause"]) if row["abandon_cause"] else None,
     )

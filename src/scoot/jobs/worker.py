@@ -1,17 +1,17 @@
-"""The Huey side: the queue, the one task, and the ``scoot worker`` consumer (only module that
-imports huey).
+"""The Huey side: the queue, its two tasks, and the ``scoot worker`` consumer (the only module
+that imports huey).
 
-A queue message is a trial id. The task that receives it claims the trial in the store, takes a
-free GPU set (one Huey lock per set: a set runs one engine at a time, across every study and
-every worker sharing the queue), evaluates, records, and asks :func:`control.advance` for the
-next trials, one per free set. A worker serves the GPU sets it advertises (``--gpu-sets``); a
-task for a study none of whose sets this worker serves, or whose sets are all busy, goes back
-on the queue after a short delay, so with Redis each node runs the trials of its own sets.
+A queue message is an id. ``scoot.run_trial`` runs :func:`scoot.jobs.tasks.run_trial` (claim,
+take a free GPU set of this worker under its ``flock``, evaluate, record, dispatch an advance);
+``scoot.advance`` runs :func:`scoot.jobs.tasks.advance` (the policy and the optimizer). A
+worker serves the GPU sets it advertises (``--gpu-sets``); a trial none of whose sets this
+worker serves, or whose sets are all busy, goes back on the queue after a short delay, so with
+Redis each node runs the trials of its own sets.
 
-Crash safety: the worker beats a heartbeat for each running trial. At start, and every few
-seconds while running, it abandons trials whose heartbeat went stale (their worker died), kills
-their engine process group if it is still alive, and queues a retry; locks of its own GPU sets
-are flushed at start (a lock a dead worker held would block the set forever).
+Crash safety: the worker beats a heartbeat for each running trial. Every few seconds it
+abandons trials whose process died (on this host: the recorded pid and start time; on another:
+a stale heartbeat), stops their engines where they run here, and queues a retry. GPU-set locks
+are ``flock`` files: the kernel releases a dead worker's, and a new worker flushes nothing.
 """
 
 from __future__ import annotations
@@ -20,14 +20,12 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scoot.domain import TrialState
-from scoot.jobs import control
-from scoot.jobs.driver import workload_of
-from scoot.jobs.evaluate import HEARTBEAT_S, evaluate
+from scoot.domain import StudyState
+from scoot.jobs import tasks
+from scoot.jobs.evaluate import HEARTBEAT_S
 from scoot.jobs.store import Store
 
 RETRY_DELAY_S = 1.0
@@ -38,31 +36,22 @@ class QueueError(ValueError):
     """A ``--queue`` URL SCOOT cannot use."""
 
 
-@dataclass(frozen=True)
-class WorkerContext:
-    """What a consumer process knows that a queue message does not carry."""
-
-    data_dir: Path
-    gpu_sets: tuple[str, ...] | None  # None: any set a study names (one machine)
-
-    @property
-    def store_path(self) -> Path:
-        return self.data_dir / "scoot.db"
-
-
-_context: WorkerContext | None = None
+_site: tasks.Site | None = None
 
 
 class Queue:
-    """One Huey instance with SCOOT's task registered on it."""
+    """One Huey instance with SCOOT's two tasks registered on it: a :class:`tasks.Dispatch`."""
 
     def __init__(self, url: str | None, data_dir: Path) -> None:
         self.huey = make_huey(url, data_dir)
-        self.run_trial = self.huey.task(name="scoot.run_trial")(run_trial)
+        self._run = self.huey.task(name="scoot.run_trial")(run_trial_task)
+        self._advance = self.huey.task(name="scoot.advance")(advance_task)
 
-    def enqueue(self, trial_id: int) -> None:
-        """Queue a task for ``trial_id`` (the :data:`control.Enqueue` callback)."""
-        self.run_trial(trial_id)
+    def run(self, trial_id: int) -> None:
+        self._run(trial_id)
+
+    def advance(self, study_id: int) -> None:
+        self._advance(study_id)
 
 
 def make_huey(url: str | None, data_dir: Path) -> Any:
@@ -87,82 +76,56 @@ def make_huey(url: str | None, data_dir: Path) -> Any:
     return huey
 
 
-def _lock_name(gpu_set: str) -> str:
-    return f"gpu-set:{gpu_set}"
+def run_trial_task(trial_id: int) -> str:
+    """The task: evaluate one trial on a free GPU set of this worker."""
+    from huey.exceptions import RetryTask
 
-
-def run_trial(trial_id: int) -> str:
-    """The task: evaluate one trial on a free GPU set of this worker, then queue the next."""
-    from huey.exceptions import RetryTask, TaskLockedException
-
-    ctx, queue = _context, _queue
-    assert ctx is not None and queue is not None, "run_trial runs inside `scoot worker` only"
-    huey = queue.huey
-    store = Store(ctx.store_path)
+    site, queue = _site, _queue
+    assert site is not None and queue is not None, "tasks run inside `scoot worker` only"
     try:
-        trial = store.trial(trial_id)
-        study = store.study_by_id(trial.study_id)
-        if trial.state is not TrialState.QUEUED:
-            return f"trial {trial_id} is {trial.state.value}"
-        if study.state != "running":
-            return f"study {study.name} is {study.state}; trial {trial.number} stays queued"
-        spec = control.spec_of(store, study.id)
-        mine = [g for g in spec.gpu_sets if ctx.gpu_sets is None or g in ctx.gpu_sets]
-        for gpu_set in mine:
-            lock = huey.lock_task(_lock_name(gpu_set))
-            try:
-                lock.__enter__()
-            except TaskLockedException:
-                continue
-            try:
-                if not store.claim(trial_id, gpu_set):
-                    return f"trial {trial_id} was taken by another task"
-                log_dir = ctx.data_dir / "logs" / f"study-{study.id}"
-                log_dir.mkdir(parents=True, exist_ok=True)
-                claimed = store.trial(trial_id)
-                state = evaluate(
-                    store, spec, claimed, gpu_set, workload_of(spec, claimed), log_dir
-                )
-            finally:
-                lock.__exit__(None, None, None)
-            control.advance(store, study.id, queue.enqueue)
-            return f"trial {trial.number} {state.value} on GPU set {gpu_set}"
+        done = tasks.run_trial(site, trial_id, queue)
+    except tasks.Busy:
         # Every set this worker serves is busy (or it serves none of this study's): later.
-        raise RetryTask(delay=RETRY_DELAY_S)
-    finally:
-        store.close()
+        raise RetryTask(delay=RETRY_DELAY_S) from None
+    if done is None:
+        return f"trial {trial_id}: nothing to run"
+    return f"trial {done.number} {done.state.value} on GPU set {done.gpu_set}"
+
+
+def advance_task(study_id: int) -> str:
+    """The task: what the study does next (the optimizer runs here, on a worker)."""
+    site, queue = _site, _queue
+    assert site is not None and queue is not None, "tasks run inside `scoot worker` only"
+    return f"study {study_id}: queued {tasks.advance(site, study_id, queue)}"
 
 
 _queue: Queue | None = None
 
 
-def janitor(ctx: WorkerContext, queue: Queue, stop: threading.Event) -> None:
-    """Recover trials of dead workers and keep running studies fed, every few heartbeats."""
+def janitor(site: tasks.Site, queue: Queue, stop: threading.Event) -> None:
+    """Recover trials of dead processes and keep running studies fed, every few heartbeats."""
     while True:
         try:
-            janitor_round(ctx.store_path, queue.enqueue)
+            janitor_round(site, queue)
         except Exception:  # the janitor must outlive a locked database or a bad row
             log.exception("janitor round failed")
         if stop.wait(2 * HEARTBEAT_S):
             return
 
 
-def janitor_round(store_path: Path, enqueue: control.Enqueue) -> None:
-    """One pass over the running studies: stale trials abandoned and retried, sets refilled."""
-    store = Store(store_path)
+def janitor_round(site: tasks.Site, queue: tasks.Dispatch) -> None:
+    """One pass over the studies the workers run: interrupted trials abandoned and retried,
+    and an advance (a no-op unless a GPU set is free: it rebuilds what a lost message held)."""
+    store = Store(site.store_path)
     try:
-        for study in store.studies():
-            if study.state != "running":
-                continue
-            if control.recover_stale(store, study.id):
+        running = [s for s in store.studies() if s.state is StudyState.RUNNING]
+        for study in running:
+            if tasks.recover(store, study.id, queue):
                 log.warning("study %s: interrupted trials queued again", study.name)
-                # Every queued trial gets a task; a trial is claimed once, extras are no-ops.
-                for t in store.trials(study.id):
-                    if t.state is TrialState.QUEUED:
-                        enqueue(t.id)
-            control.advance(store, study.id, enqueue)
     finally:
         store.close()
+    for study in running:
+        tasks.advance(site, study.id, queue)
 
 
 def run_worker(
@@ -172,30 +135,17 @@ def run_worker(
     gpu_sets: Sequence[str] | None = None,
     threads: int | None = None,
 ) -> None:
-    """``scoot worker``: a Huey consumer with one thread per GPU set it serves."""
-    global _context, _queue
-    _context = WorkerContext(data_dir, tuple(gpu_sets) if gpu_sets else None)
+    """``scoot worker``: a Huey consumer with one thread per GPU set it serves (and one more,
+    so an advance task never waits behind evaluations)."""
+    global _site, _queue
+    _site = tasks.Site(data_dir, StudyState.RUNNING, tuple(gpu_sets) if gpu_sets else None)
     queue = _queue = Queue(queue_url, data_dir)
-    huey = queue.huey
-    # Locks a dead worker held on the sets this one serves; other workers' are left alone.
-    huey.flush_locks(*(_lock_name(g) for g in gpu_sets or _study_gpu_sets(_context)))
-    workers = threads or max(1, len(gpu_sets or ()) or int(os.environ.get("SCOOT_WORKERS", 4)))
+    workers = threads or 1 + max(1, len(gpu_sets or ()) or int(os.environ.get("SCOOT_WORKERS", 4)))
     stop = threading.Event()
-    janitor_thread = threading.Thread(target=janitor, args=(_context, queue, stop), daemon=True)
+    janitor_thread = threading.Thread(target=janitor, args=(_site, queue, stop), daemon=True)
     janitor_thread.start()
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+    consumer = queue.huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
     try:
         consumer.run()
     finally:
         stop.set()
-
-
-def _study_gpu_sets(ctx: WorkerContext) -> list[str]:
-    """Every GPU set any study in the store names (a one-machine worker serves them all)."""
-    if not ctx.store_path.exists():
-        return []
-    store = Store(ctx.store_path)
-    try:
-        return sorted({g for s in store.studies() for g in control.spec_of(store, s.id).gpu_sets})
-    finally:
-        store.close()

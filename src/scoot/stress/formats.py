@@ -38,6 +38,15 @@ class TraceLoad:
     first_errors: list[str] = field(default_factory=list)
 
 
+def read_trace(path: str | Path, fmt: str = "auto") -> list[TraceRequest]:
+    """Read a trace in any supported format, strictly.
+
+    Raises:
+        TraceError: naming the file and line of the first bad record.
+    """
+    return load(path, fmt).requests
+
+
 def detect(path: Path, head: str) -> str:
     """The format of ``path`` from its extension, else from its first line."""
     suffix = path.suffix.lower()

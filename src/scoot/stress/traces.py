@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 HASH_BLOCK = 512
 """Tokens per ``hash_ids`` block (Mooncake's, and vLLM's ``timed_trace`` default)."""
@@ -34,17 +33,6 @@ class TraceRequest:
     timestamp: float | None = None
     hash_ids: tuple[int, ...] = ()
     prompt: str | None = None
-
-
-def read_trace(path: str | Path, fmt: str = "auto") -> list[TraceRequest]:
-    """Read a trace in any supported format (:mod:`scoot.stress.formats`), strictly.
-
-    Raises:
-        TraceError: naming the file and line of the first bad record.
-    """
-    from scoot.stress.formats import load
-
-    return load(path, fmt).requests
 
 
 def parse_record(line: str, where: str, *, time_scale: float = 1.0) -> TraceRequest:

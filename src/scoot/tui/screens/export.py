@@ -11,26 +11,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Static, TabbedContent, TabPane, TextArea
 
-from scoot.engine.exporters import exports_for
 from scoot.jobs.store import TrialRow
-from scoot.study import StudySpec
-
-
-def exports(trial: TrialRow, spec: StudySpec) -> dict[str, tuple[str, str]]:
-    """Format name -> (file suffix, text)."""
-    return exports_for(
-        spec.engine.kind, spec.engine.model, spec.engine.args, trial.config.as_dict()
-    )
-
-
-def write_exports(trial: TrialRow, spec: StudySpec, folder: Path) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    out = []
-    for suffix, text in exports(trial, spec).values():
-        path = folder / f"{spec.name}-trial-{trial.number}.{suffix}"
-        path.write_text(text)
-        out.append(path)
-    return out
+from scoot.jobs.views import StudySpec, exports, write_exports
 
 
 class ExportScreen(ModalScreen[None]):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -13,8 +14,7 @@ from textual.widgets import Input, Static
 
 from scoot.jobs import control
 from scoot.jobs.store import StoreError
-from scoot.stress.traces import TraceError, read_trace
-from scoot.study import StudyError, load_study
+from scoot.tui.context import context
 
 
 class NewStudyScreen(ModalScreen[str | None]):
@@ -24,24 +24,25 @@ class NewStudyScreen(ModalScreen[str | None]):
         with Vertical(id="new-box"):
             yield Static("New study: path of a study file (TOML), then Enter", classes="title")
             yield Input(placeholder="examples/p95_latency.toml", id="path")
-            yield Static("", id="error")
+            yield Static("", id="error", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        path = Path(event.value.strip()).expanduser()
-        try:
-            spec = load_study(path)
-            read_trace(spec.trace.file)
-            app = self.app
-            store = app.open_store()  # type: ignore[attr-defined]
-            try:
-                study, _ = store.open_study(spec.name, spec.to_json(), spec.source)
-                from scoot.jobs.worker import Queue
+        self.submit(Path(event.value.strip()).expanduser())
 
-                queue = Queue(app.queue_url, app.data_dir)  # type: ignore[attr-defined]
-                queued = control.start(store, study.id, queue.enqueue)
-            finally:
-                store.close()
-        except (StudyError, TraceError, StoreError, OSError) as exc:
-            self.query_one("#error", Static).update(f"[red]{exc}[/]")
+    @work(thread=True, exclusive=True, group="submit")
+    def submit(self, path: Path) -> None:
+        """Reading the study's trace and writing the store happen off the event loop."""
+        from scoot.jobs.worker import Queue
+
+        ctx = context(self)
+        store = ctx.open_store()
+        try:
+            name, queued = control.submit(store, path, Queue(ctx.queue_url, ctx.data_dir))
+        except StoreError as exc:
+            self.app.call_from_thread(self.query_one("#error", Static).update, str(exc))
             return
-        self.dismiss(f"study {spec.name} handed to the workers ({len(queued)} trials queued)")
+        finally:
+            store.close()
+        self.app.call_from_thread(
+            self.dismiss, f"study {name} handed to the workers ({len(queued)} trials queued)"
+        )

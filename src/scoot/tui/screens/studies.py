@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -10,12 +10,9 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
-from scoot.jobs import control
-from scoot.jobs.store import StoreError
-from scoot.tui.data import StudySummary, load_studies
-
-if TYPE_CHECKING:
-    from scoot.tui.app import ScootApp
+from scoot.jobs.views import StudySummary, load_studies
+from scoot.tui.commands import run_command
+from scoot.tui.context import Context, context
 
 COLUMNS = ("study", "objectives", "engine", "GPU sets", "state", "done", "failed", "best")
 
@@ -36,8 +33,8 @@ class StudiesScreen(Screen[None]):
         self.summaries: list[StudySummary] = []
 
     @property
-    def scoot(self) -> ScootApp:
-        return self.app  # type: ignore[return-value]
+    def scoot(self) -> Context:
+        return context(self)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -134,28 +131,11 @@ class StudiesScreen(Screen[None]):
     def command(self, verb: str) -> None:
         s = self.selected()
         if s is not None:
-            self.say(run_command(self.scoot, s.id, s.name, verb))
-            self.reload()
+            self.send(s.id, s.name, verb)
 
-
-def run_command(app: ScootApp, study_id: int, name: str, verb: str) -> str:
-    """Pause, resume or cancel through :mod:`scoot.jobs.control`; the message to show."""
-    store = app.open_store()
-    try:
-        if verb == "pause":
-            control.pause(store, study_id)
-            return f"{name}: paused; running trials finish, nothing new starts"
-        if verb == "pause-now":
-            stopped = control.pause(store, study_id, now=True)
-            return f"{name}: paused; {len(stopped)} running trial(s) stopped"
-        if verb == "cancel":
-            stopped = control.cancel(store, study_id)
-            return f"{name}: cancelled ({len(stopped)} running stopped); results kept"
-        from scoot.jobs.worker import Queue
-
-        queued = control.resume(store, study_id, Queue(app.queue_url, app.data_dir).enqueue)
-        return f"{name}: resumed; {len(queued)} trial(s) queued for the workers"
-    except StoreError as exc:
-        return f"{name}: {exc}"
-    finally:
-        store.close()
+    @work(thread=True, group="command")
+    def send(self, study_id: int, name: str, verb: str) -> None:
+        """Store writes and queue dispatches off the event loop; the message comes back."""
+        message = run_command(self.scoot, study_id, name, verb)
+        self.app.call_from_thread(self.say, message)
+        self.app.call_from_thread(self.reload)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import work
 from textual.app import ComposeResult
@@ -10,7 +10,7 @@ from textual.binding import Binding, BindingType
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
 
-from scoot.tui.data import (
+from scoot.jobs.views import (
     METRIC_COLUMNS,
     StudyView,
     TrialView,
@@ -18,11 +18,9 @@ from scoot.tui.data import (
     metric_cells,
     value_text,
 )
-from scoot.tui.screens.studies import run_command
+from scoot.tui.commands import run_command
+from scoot.tui.context import Context, context
 from scoot.tui.widgets.panels import FeasibilityPanel, GpuPanel, ObjectivePlot
-
-if TYPE_CHECKING:
-    from scoot.tui.app import ScootApp
 
 
 class StudyScreen(Screen[None]):
@@ -54,8 +52,8 @@ class StudyScreen(Screen[None]):
         self.columns: list[str] = []
 
     @property
-    def scoot(self) -> ScootApp:
-        return self.app  # type: ignore[return-value]
+    def scoot(self) -> Context:
+        return context(self)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -219,16 +217,22 @@ class StudyScreen(Screen[None]):
         self.query_one("#message", Static).update(text)
 
     def action_pause(self) -> None:
-        self.say(run_command(self.scoot, self.study_id, self.study_name, "pause"))
+        self.command("pause")
 
     def action_pause_now(self) -> None:
-        self.say(run_command(self.scoot, self.study_id, self.study_name, "pause-now"))
+        self.command("pause-now")
 
     def action_resume(self) -> None:
-        self.say(run_command(self.scoot, self.study_id, self.study_name, "resume"))
+        self.command("resume")
 
     def action_cancel(self) -> None:
-        self.say(run_command(self.scoot, self.study_id, self.study_name, "cancel"))
+        self.command("cancel")
+
+    @work(thread=True, group="command")
+    def command(self, verb: str) -> None:
+        """Store writes and queue dispatches off the event loop; the message comes back."""
+        message = run_command(self.scoot, self.study_id, self.study_name, verb)
+        self.app.call_from_thread(self.say, message)
 
 
 def _short(name: str) -> str:

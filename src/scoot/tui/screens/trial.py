@@ -12,8 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from scoot.jobs.store import TrialRow
-from scoot.study import StudySpec
-from scoot.tui.data import percentiles, value_text
+from scoot.jobs.views import StudySpec, percentiles, value_text
+from scoot.tui.context import context
 
 LOG_LINES = 12
 
@@ -69,5 +69,4 @@ class TrialScreen(ModalScreen[None]):
     def action_export(self) -> None:
         from scoot.tui.screens.export import ExportScreen
 
-        app = self.app
-        self.app.push_screen(ExportScreen(self.trial, self.spec, app.data_dir))  # type: ignore[attr-defined]
+        self.app.push_screen(ExportScreen(self.trial, self.spec, context(self).data_dir))

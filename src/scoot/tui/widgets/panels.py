@@ -9,7 +9,7 @@ from textual.reactive import reactive
 from textual.widgets import Static
 from textual_plotext import PlotextPlot
 
-from scoot.tui.data import StudyView, objective_label
+from scoot.jobs.views import StudyView, objective_label
 
 
 class ObjectivePlot(PlotextPlot):

@@ -1,7 +1,8 @@
 """What the TUI shows, read from the store in one go (no Textual here, so it is testable alone).
 
-The TUI never evaluates anything: it reads snapshots built here in a worker thread and sends
-operator commands through :mod:`scoot.jobs.control`.
+The TUI talks to the rest of SCOOT through this module, :mod:`scoot.jobs.control` and
+:mod:`scoot.domain` only (an import-linter contract): it reads snapshots built here in a worker
+thread, and sends operator commands through control. It never evaluates or runs the optimizer.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from scoot.domain import Objective, TrialState
-from scoot.jobs.driver import best_trial, robust_slo, space_of
+from scoot.engine.exporters import exports_for
+from scoot.jobs.policy import best_trial, robust_slo
 from scoot.jobs.store import Store, StudyRow, TrialRow
 from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
 from scoot.optim.results import pareto_mask, to_minimize
 from scoot.study import StudySpec
+
+__all__ = ["StudySpec"]  # the TUI's screens name it through this module
 
 METRIC_COLUMNS = (
     ("req/s", "request_throughput", "{:.2f}"),
@@ -162,7 +167,7 @@ def _pof_next(
     queued = [t for t in rows if t.state is TrialState.QUEUED]
     if not queued or not observed:
         return []
-    space = space_of(spec)
+    space = spec.space()
     model = FeasibilityModel(n_estimators=50).fit(
         np.array([space.encode(t.config) for t in observed]),
         np.array([t.state is TrialState.COMPLETED for t in observed]),
@@ -226,3 +231,21 @@ def objective_label(o: Objective) -> str:
         "ttft": "TTFT ms",
         "tpot": "TPOT ms",
     }[o.value]
+
+
+def exports(trial: TrialRow, spec: StudySpec) -> dict[str, tuple[str, str]]:
+    """Every deployable form of a trial's config: ``{label: (file suffix, text)}``."""
+    return exports_for(
+        spec.engine.kind, spec.engine.model, spec.engine.args, trial.config.as_dict()
+    )
+
+
+def write_exports(trial: TrialRow, spec: StudySpec, folder: Path) -> list[Path]:
+    """Write every export of a trial into ``folder``; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for suffix, text in exports(trial, spec).values():
+        path = folder / f"{spec.name}-trial-{trial.number}.{suffix}"
+        path.write_text(text)
+        paths.append(path)
+    return paths

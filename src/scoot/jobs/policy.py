@@ -1,0 +1,181 @@
+"""What a study does next, decided from the store's state alone (no I/O, no optimizer, no clock).
+
+Algorithm 1 of the paper with the store as its memory: the default config first (the baseline),
+then suggestions, at most one trial in flight per GPU set (k = number of sets, §4.6), until the
+budget of completed + failed trials is spent; then the winner's robustness re-tests (§4.8);
+then the study is complete. Abandoned trials never count. Three invalid runs in a row (the
+load generator fell behind its schedule) pause the study: more runs would measure the client.
+
+Both executors, ``scoot worker`` and the foreground ``scoot tune``, act on this one plan
+(:func:`scoot.jobs.tasks.advance`), so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from scoot.domain import AbandonCause, Config, Objective, StudyState, TrialState
+from scoot.jobs.store import RETEST, TrialRow
+from scoot.optim.results import best_index
+
+MAX_INVALID_RUNS = 3
+"""Consecutive invalid runs (client behind schedule) after which the study pauses itself."""
+
+LIVE = (StudyState.ACTIVE, StudyState.RUNNING)
+"""The states in which a study makes progress (foreground and workers)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retest:
+    """One robustness re-test to queue: the winner's config under arrival order ``seed``."""
+
+    config: Config
+    seed: int
+    of: int
+    runs: int
+
+    @property
+    def source(self) -> str:
+        return f"{RETEST}{self.seed} of {self.runs} (#{self.of})"
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What to do now. ``suggest`` new configs are asked of the optimizer, none of them one of
+    ``pending`` (queued or running); ``drop`` are queued trials made redundant."""
+
+    suggest: int = 0
+    pending: tuple[Config, ...] = ()
+    retests: tuple[Retest, ...] = ()
+    drop: tuple[int, ...] = ()
+    complete: bool = False
+    pause: str | None = None
+    first: bool = False
+    """No trial yet: the default config goes first (the baseline)."""
+
+    @property
+    def idle(self) -> bool:
+        return not (self.suggest or self.retests or self.drop or self.complete or self.pause)
+
+
+@dataclass(frozen=True, slots=True)
+class StudyFacts:
+    """The part of a study's definition the policy reads."""
+
+    budget: int
+    slots: int
+    robustness_runs: int
+    objectives: tuple[Objective, ...]
+
+
+def counted(trials: Sequence[TrialRow]) -> int:
+    """Trials that spend the budget: completed or failed, not re-tests."""
+    return sum(t.counts for t in trials)
+
+
+def plan(
+    state: StudyState, facts: StudyFacts, trials: Sequence[TrialRow], since: float | None
+) -> Plan:
+    """The next step of a study in ``state`` with these ``trials``; ``since`` is when the
+    state last changed (invalid runs before a resume do not count towards a new pause)."""
+    if state not in LIVE:
+        return Plan()
+    streak = invalid_streak(trials, since)
+    if streak >= MAX_INVALID_RUNS:
+        return Plan(
+            pause=f"the load generator fell behind its schedule in {streak} runs in a row: "
+            "this machine cannot drive the trace's rate while running the engine. Nothing "
+            "recorded is lost; lower the rate or free CPU, then resume the study"
+        )
+    done = counted(trials)
+    in_flight = [t for t in trials if t.state in (TrialState.QUEUED, TrialState.RUNNING)]
+    if done >= facts.budget:
+        extra = tuple(t.id for t in in_flight if t.state is TrialState.QUEUED and t.retest is None)
+        if any(t.state is TrialState.RUNNING or t.retest is not None for t in in_flight):
+            return Plan(drop=extra)  # the last trials and re-tests are still running
+        retests = missing_retests(trials, facts)
+        if retests:
+            return Plan(retests=retests, drop=extra)
+        return Plan(complete=True, drop=extra)
+    want = min(facts.slots, facts.budget - done) - len(in_flight)
+    if want <= 0:
+        return Plan()
+    return Plan(suggest=want, pending=tuple(t.config for t in in_flight), first=not trials)
+
+
+def invalid_streak(trials: Sequence[TrialRow], since: float | None) -> int:
+    """How many of the latest finished runs, since ``since``, were invalid (client behind)."""
+    ended = sorted(
+        (t for t in trials if t.ended_at is not None and t.ended_at >= (since or 0.0)),
+        key=lambda t: t.ended_at or 0.0,
+    )
+    streak = 0
+    for t in reversed(ended):
+        if t.abandon_cause is AbandonCause.INVALID_RUN:
+            streak += 1
+        elif t.state in (TrialState.COMPLETED, TrialState.FAILED):
+            break
+    return streak
+
+
+def best_trial(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> TrialRow | None:
+    """The winner: the best completed trial for one objective; for TTFT and TPOT, the Pareto
+    point of largest hypervolume against the default config (the paper's Eq. 10)."""
+    done = [
+        t
+        for t in trials
+        if t.state is TrialState.COMPLETED and t.metrics is not None and t.retest is None
+    ]
+    if not done:
+        return None
+    rows = [[t.metrics.value(o) for o in objectives] for t in done if t.metrics]
+    default = next((t for t in done if t.source == "default"), None)
+    reference = (
+        [default.metrics.value(o) for o in objectives] if default and default.metrics else None
+    )
+    idx = best_index(rows, objectives, reference)
+    return done[idx] if idx is not None else None
+
+
+def missing_retests(trials: Sequence[TrialRow], facts: StudyFacts) -> tuple[Retest, ...]:
+    """The winner's robustness re-tests still missing: the same config under arrival orders
+    shuffled with seeds 1..R (paper §4.8); the worst case of all is its SLO."""
+    winner = best_trial(trials, facts.objectives)
+    runs = facts.robustness_runs
+    if winner is None or runs <= 0:
+        return ()
+    have = {
+        t.retest
+        for t in trials
+        if t.retest_of == winner.number and t.state is not TrialState.ABANDONED
+    }
+    return tuple(
+        Retest(winner.config, i, winner.number, runs) for i in range(1, runs + 1) if i not in have
+    )
+
+
+def robust_slo(
+    trials: Sequence[TrialRow], best: TrialRow, objectives: Sequence[Objective]
+) -> tuple[int, list[float]] | None:
+    """The winner's SLO: the worst value of each objective over its own run and its completed
+    re-tests (§4.8), with the number of arrival orders; None before any re-test finished.
+    A failed re-test makes the SLO unmeasurable (infinite latency, zero throughput)."""
+    done = [
+        t
+        for t in trials
+        if t.retest_of == best.number and t.state in (TrialState.COMPLETED, TrialState.FAILED)
+    ]
+    if not done or best.metrics is None:
+        return None
+    worst = []
+    for o in objectives:
+        values = [best.metrics.value(o)]
+        for t in done:
+            if t.metrics is None or t.state is TrialState.FAILED:
+                values.append(0.0 if o.maximize else math.inf)
+            else:
+                values.append(t.metrics.value(o))
+        worst.append(min(values) if o.maximize else max(values))
+    return 1 + len(done), worst
