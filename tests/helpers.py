@@ -45,6 +45,31 @@ def engine_pids(home: Path) -> list[int]:
     return found
 
 
+def study_state(db: Path, name: str) -> str:
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return str(conn.execute("SELECT state FROM studies WHERE name = ?", (name,)).fetchone()[0])
+    finally:
+        conn.close()
+
+
+def overlaps(trials: list[sqlite3.Row]) -> tuple[bool, list[str]]:
+    """Whether any two trials overlapped in time, and every same-set overlap (must be none)."""
+    ran = [t for t in trials if t["started_at"] and t["ended_at"]]
+    any_overlap, clashes = False, []
+    for i, a in enumerate(ran):
+        for b in ran[i + 1 :]:
+            if a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]:
+                any_overlap = True
+                if a["gpu_set"] == b["gpu_set"]:
+                    clashes.append(f"#{a['number']} and #{b['number']} on {a['gpu_set']}")
+    return any_overlap, clashes
+
+
+def counted(trials: list[sqlite3.Row]) -> int:
+    return sum(t["state"] in ("completed", "failed") for t in trials)
+
+
 def trial_rows(db: Path) -> list[sqlite3.Row]:
     if not db.exists():
         return []

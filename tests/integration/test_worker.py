@@ -15,41 +15,16 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import engine_pids, trial_rows, wait_for, worker
+from helpers import counted, engine_pids, overlaps, study_state, trial_rows, wait_for, worker
 from scoot.engine.launcher import free_port
 
 SCOOT = [sys.executable, "-m", "scoot"]
-
-
-def study_state(db: Path, name: str) -> str:
-    conn = sqlite3.connect(db, timeout=10)
-    try:
-        return str(conn.execute("SELECT state FROM studies WHERE name = ?", (name,)).fetchone()[0])
-    finally:
-        conn.close()
 
 
 def scoot(*args: str) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([*SCOOT, *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done
-
-
-def overlaps(trials: list[sqlite3.Row]) -> tuple[bool, list[str]]:
-    """Whether any two trials overlapped in time, and every same-set overlap (must be none)."""
-    ran = [t for t in trials if t["started_at"] and t["ended_at"]]
-    any_overlap, clashes = False, []
-    for i, a in enumerate(ran):
-        for b in ran[i + 1 :]:
-            if a["started_at"] < b["ended_at"] and b["started_at"] < a["ended_at"]:
-                any_overlap = True
-                if a["gpu_set"] == b["gpu_set"]:
-                    clashes.append(f"#{a['number']} and #{b['number']} on {a['gpu_set']}")
-    return any_overlap, clashes
-
-
-def counted(trials: list[sqlite3.Row]) -> int:
-    return sum(t["state"] in ("completed", "failed") for t in trials)
 
 
 def test_two_gpu_sets_two_trials_at_once_through_the_queue(

@@ -1,0 +1,124 @@
+"""The pure policy both executors follow: what runs next, re-tests, pauses, the budget."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from scoot.domain import AbandonCause, Config, Metrics, Objective, StudyState, TrialState
+from scoot.jobs.policy import MAX_INVALID_RUNS, StudyFacts, plan
+from scoot.jobs.store import TrialRow
+
+FACTS = StudyFacts(budget=4, slots=2, robustness_runs=2, objectives=(Objective.P95_LATENCY,))
+
+
+def trial(
+    number: int,
+    state: TrialState,
+    p95: float = 100.0,
+    *,
+    ended: float | None = None,
+    cause: AbandonCause | None = None,
+    retest: int | None = None,
+    of: int | None = None,
+) -> TrialRow:
+    done = state in (TrialState.COMPLETED, TrialState.FAILED, TrialState.ABANDONED)
+    return TrialRow(
+        id=100 + number,
+        study_id=1,
+        number=number,
+        config=Config.of({"max_num_seqs": 8 + number if retest is None else 8 + (of or 0)}),
+        source="default" if number == 0 else "scoot-sobo",
+        state=state,
+        failure_kind=None,
+        failure_message=None,
+        metrics=Metrics.of(p95_e2el_ms=p95) if state is TrialState.COMPLETED else None,
+        gpu_set="0",
+        engine_pgid=None,
+        command=None,
+        log_path=None,
+        created_at=float(number),
+        started_at=float(number),
+        ended_at=(ended if ended is not None else float(number) + 0.5) if done else None,
+        retest=retest,
+        retest_of=of,
+        abandon_cause=cause,
+    )
+
+
+def test_the_default_goes_first_one_trial_per_gpu_set() -> None:
+    step = plan(StudyState.ACTIVE, FACTS, [], None)
+    assert (step.suggest, step.first) == (2, True)
+    one_set = replace(FACTS, slots=1)
+    assert plan(StudyState.RUNNING, one_set, [], None).suggest == 1
+
+
+def test_trials_in_flight_take_their_sets_and_are_not_suggested_again() -> None:
+    trials = [trial(0, TrialState.COMPLETED), trial(1, TrialState.RUNNING)]
+    step = plan(StudyState.RUNNING, FACTS, trials, None)
+    assert step.suggest == 1 and not step.first
+    assert step.pending == (trials[1].config,)
+    trials.append(trial(2, TrialState.QUEUED))
+    assert plan(StudyState.RUNNING, FACTS, trials, None).idle
+
+
+def test_never_more_trials_than_the_budget_left() -> None:
+    trials = [trial(i, TrialState.COMPLETED) for i in range(3)]
+    assert plan(StudyState.ACTIVE, FACTS, trials, None).suggest == 1  # 4 - 3, not 2 sets
+
+
+def test_abandoned_trials_do_not_spend_the_budget() -> None:
+    trials = [trial(0, TrialState.COMPLETED)]
+    trials += [trial(i, TrialState.ABANDONED, cause=AbandonCause.INTERRUPTED) for i in (1, 2)]
+    trials.append(trial(3, TrialState.FAILED))
+    assert plan(StudyState.ACTIVE, FACTS, trials, None).suggest == 2
+
+
+def test_budget_spent_then_the_winners_retests_then_complete() -> None:
+    trials = [trial(i, TrialState.COMPLETED, p95=100.0 - i) for i in range(4)]
+    step = plan(StudyState.RUNNING, FACTS, trials, None)
+    assert step.suggest == 0 and not step.complete
+    assert [(r.seed, r.of, r.config) for r in step.retests] == [
+        (1, 3, trials[3].config),
+        (2, 3, trials[3].config),
+    ]
+    assert step.retests[0].source == "robustness 1 of 2 (#3)"
+    trials += [
+        trial(4, TrialState.RUNNING, retest=1, of=3),
+        trial(5, TrialState.QUEUED, retest=2, of=3),
+    ]
+    assert plan(StudyState.RUNNING, FACTS, trials, None).idle  # re-tests under way
+    trials[4] = trial(4, TrialState.COMPLETED, retest=1, of=3)
+    trials[5] = trial(5, TrialState.ABANDONED, retest=2, of=3, cause=AbandonCause.OPERATOR)
+    again = plan(StudyState.RUNNING, FACTS, trials, None)
+    assert [r.seed for r in again.retests] == [2]  # an abandoned re-test is queued again
+    trials[5] = trial(5, TrialState.FAILED, retest=2, of=3)
+    assert plan(StudyState.RUNNING, FACTS, trials, None).complete
+
+
+def test_a_queued_retry_past_the_budget_is_dropped() -> None:
+    trials = [trial(i, TrialState.COMPLETED) for i in range(4)] + [trial(4, TrialState.QUEUED)]
+    step = plan(StudyState.ACTIVE, replace(FACTS, robustness_runs=0), trials, None)
+    assert step.drop == (104,) and step.complete
+
+
+def test_three_invalid_runs_in_a_row_pause() -> None:
+    behind = AbandonCause.INVALID_RUN
+    trials = [trial(0, TrialState.COMPLETED)]
+    trials += [
+        trial(i, TrialState.ABANDONED, cause=behind) for i in range(1, MAX_INVALID_RUNS + 1)
+    ]
+    step = plan(StudyState.RUNNING, FACTS, trials, None)
+    assert step.pause is not None and "fell behind its schedule in 3 runs" in step.pause
+    # An interruption between them does not break the streak; a measured run does.
+    mixed = [*trials[:2], trial(9, TrialState.ABANDONED, ended=1.7, cause=AbandonCause.OPERATOR)]
+    mixed += trials[2:]
+    assert plan(StudyState.RUNNING, FACTS, mixed, None).pause is not None
+    broken = [*trials[:2], trial(9, TrialState.FAILED, ended=1.7), *trials[2:]]
+    assert plan(StudyState.RUNNING, FACTS, broken, None).pause is None
+    # Runs before the last resume count for nothing.
+    assert plan(StudyState.RUNNING, FACTS, trials, since=2.0).pause is None
+
+
+def test_a_study_not_live_does_nothing() -> None:
+    for state in (StudyState.PAUSED, StudyState.CANCELLED, StudyState.COMPLETED):
+        assert plan(state, FACTS, [], None).idle
