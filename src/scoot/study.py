@@ -17,19 +17,19 @@ from typing import TYPE_CHECKING, Any
 
 from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
 from scoot.engine.catalog import (
-    DEFAULT_CATALOG,
     Catalog,
     CatalogError,
     load_catalog,
     load_profile,
 )
+from scoot.engine.kinds import KINDS
 from scoot.engine.launcher import parse_flags
 from scoot.stress.formats import FORMATS as TRACE_FORMATS
 
 if TYPE_CHECKING:
     from scoot.optim.space import SearchSpace
 
-ENGINE_KINDS = ("embedded", "vllm", "sglang", "docker-vllm", "command")
+ENGINE_KINDS = tuple(KINDS)
 ARRIVALS = ("poisson", "gamma", "constant", "trace")
 ENDPOINTS = ("completions", "chat")
 
@@ -392,7 +392,7 @@ def _engine(r: _Reader) -> EngineSpec:
             profile = load_profile(profile_name)
         except CatalogError as exc:
             raise r.fail("profile", str(exc)) from None
-    catalog = r.get("catalog", str, profile.get("catalog") or DEFAULT_CATALOG.get(kind, ""))
+    catalog = r.get("catalog", str, profile.get("catalog") or KINDS[kind].catalog)
     if catalog:
         try:
             load_catalog(catalog)

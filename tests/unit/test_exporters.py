@@ -13,6 +13,7 @@ from scoot.engine.exporters import (
     vllm_config_yaml,
     vllm_serve_command,
 )
+from scoot.engine.kinds import VLLM_IMAGE
 from scoot.engine.launcher import parse_flags
 
 CONFIG = {"max_num_seqs": 64, "enable_prefix_caching": False, "gpu_memory_utilization": 0.85}
@@ -41,7 +42,7 @@ def test_command_lines_carry_every_flag() -> None:
     }
     docker = docker_run_command("Qwen/Qwen3-8B", FIXED, CONFIG)
     assert '"$HOME/.cache/huggingface:/root/.cache/huggingface"' in docker
-    tail = shlex.split(docker.split("vllm/vllm-openai:latest", 1)[1])
+    tail = shlex.split(docker.split(VLLM_IMAGE, 1)[1])
     assert dict(parse_flags(tail))["model"] == "Qwen/Qwen3-8B"
     assert json.loads(to_json("Qwen/Qwen3-8B", FIXED, CONFIG))["config"] == CONFIG
 

@@ -24,6 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from scoot.engine.kinds import kind_of
 from scoot.engine.launcher import number_or_word
 
 AUTO = "auto"
@@ -226,16 +227,6 @@ def load_profile(name: str) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
 
 
-DEFAULT_CATALOG = {
-    "embedded": "vllm-0.32",
-    "vllm": "vllm-0.32",
-    "docker-vllm": "vllm-0.32",
-    "sglang": "sglang-0.5",
-}
-"""The catalog a study of each engine kind uses unless ``[engine] catalog`` names another
-(the embedded engine emulates vLLM 0.32)."""
-
-
 def introspect(engine: str, python: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     """Run ``introspect.py`` with the engine's interpreter and return its JSON."""
     script = Path(__file__).with_name("introspect.py")
@@ -347,7 +338,7 @@ def python_of(command: Sequence[str], engine: str) -> str | None:
     command itself when it is a Python, or the engine's installed default; None if unknown."""
     import shutil
 
-    first = command[0] if command else ("vllm" if engine == "vllm" else "python3")
+    first = command[0] if command else kind_of(engine).command_name
     path = shutil.which(first) or (first if Path(first).exists() else None)
     if path is None:
         return None

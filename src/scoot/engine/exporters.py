@@ -7,6 +7,7 @@ import shlex
 from collections.abc import Mapping, Sequence
 
 from scoot.domain import Value
+from scoot.engine.kinds import VLLM_IMAGE, kind_of
 from scoot.engine.launcher import flags_for, parse_flags
 
 
@@ -36,7 +37,7 @@ def docker_run_command(
     fixed_args: Sequence[str],
     config: Mapping[str, Value],
     *,
-    image: str = "vllm/vllm-openai:latest",
+    image: str = VLLM_IMAGE,
     gpus: str = "all",
     port: int = 8000,
 ) -> str:
@@ -66,12 +67,12 @@ def k8s_container_args(
     model: str, fixed_args: Sequence[str], config: Mapping[str, Value], kind: str = "vllm"
 ) -> str:
     """The ``args:`` of a Kubernetes container running the engine's image, as YAML."""
-    if kind == "sglang":
-        args = ["--model-path", model, *fixed_args, *flags_for(config, "sglang")]
-        head = "# image: lmsysorg/sglang; command: [python3, -m, sglang.launch_server]"
+    engine = kind_of(kind)
+    args = [engine.model_flag, model, *fixed_args, *flags_for(config, kind)]
+    if engine.family == "sglang":
+        head = f"# image: {engine.image}; command: [python3, -m, sglang.launch_server]"
     else:
-        args = ["--model", model, *fixed_args, *flags_for(config)]
-        head = "# image: vllm/vllm-openai:v0.32.0 (entrypoint: vllm serve)"
+        head = f"# image: {engine.image} (entrypoint: vllm serve)"
     return head + "\nargs:\n" + "".join(f"  - {json.dumps(a)}\n" for a in args)
 
 
@@ -80,7 +81,7 @@ def exports_for(
 ) -> dict[str, tuple[str, str]]:
     """Every export of a config for an engine kind: name -> (file suffix, text)."""
     fixed = list(fixed_args)
-    if kind == "sglang":
+    if kind_of(kind).family == "sglang":
         out = {"sglang": ("sh", sglang_command(model, fixed, config) + "\n")}
     else:
         out = {

@@ -16,7 +16,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,63 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scoot.domain import FailureKind, Value
+from scoot.engine.kinds import kind_of
 
 HOST = "127.0.0.1"
 CLASSIFY_LINES = 400
 """Log lines read to classify a failed start: vLLM prints its reason mid-log, then a hundred
 lines of traceback and shutdown."""
-
-TEMPLATES: dict[str, tuple[str, ...]] = {
-    "embedded": (
-        sys.executable,
-        "-m",
-        "scoot.engine.embedded",
-        "serve",
-        "{model}",
-        "--gpu",
-        "{gpu}",
-        "--host",
-        "{host}",
-        "--port",
-        "{port}",
-    ),
-    "vllm": ("vllm", "serve", "{model}", "--host", "{host}", "--port", "{port}"),
-    "sglang": (
-        "python3",
-        "-m",
-        "sglang.launch_server",
-        "--model-path",
-        "{model}",
-        "--host",
-        "{host}",
-        "--port",
-        "{port}",
-    ),
-    # The official image; the GPU set goes to --gpus (CUDA_VISIBLE_DEVICES does not cross into a
-    # container), the operator's model cache is mounted, the port is the host's.
-    "docker-vllm": (
-        "docker",
-        "run",
-        "--rm",
-        "--gpus",
-        '"device={gpus}"',
-        "--ipc=host",
-        "-p",
-        "{port}:{port}",
-        "-v",
-        "{hf_cache}:/root/.cache/huggingface",
-        "vllm/vllm-openai:v0.32.0",
-        "--model",
-        "{model}",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        "{port}",
-    ),
-}
-
-STORE_TRUE_ENGINES = ("sglang",)
-"""Engines whose boolean flags are plain switches (no ``--no-`` form): False is left out."""
 
 
 def flags_for(config: Mapping[str, Value], kind: str = "vllm") -> list[str]:
@@ -89,9 +37,10 @@ def flags_for(config: Mapping[str, Value], kind: str = "vllm") -> list[str]:
     BooleanOptionalAction), or for store-true engines ``--name`` when true and nothing when
     false."""
     out: list[str] = []
+    switches = kind_of(kind).store_true_bools
     for name, value in sorted(config.items()):
         flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool) and kind in STORE_TRUE_ENGINES:
+        if isinstance(value, bool) and switches:
             if value:
                 out.append(flag)
         elif isinstance(value, bool):
@@ -143,7 +92,7 @@ def build_argv(
     config: Mapping[str, Value],
 ) -> list[str]:
     """The full argv: template with placeholders filled, then fixed flags, then tuned flags."""
-    template = list(command) if command else list(TEMPLATES[kind])
+    template = list(command) if command else list(kind_of(kind).template)
     try:
         argv = [part.format(**fields) for part in template]
     except KeyError as exc:

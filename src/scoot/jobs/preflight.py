@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from scoot.engine.catalog import engine_check, python_of
+from scoot.engine.kinds import kind_of
 from scoot.engine.launcher import flags_for
 from scoot.study import StudySpec
 
@@ -12,7 +13,7 @@ def preflight(spec: StudySpec) -> tuple[str | None, list[str]]:
     then at its high end). Returns the interpreter used (None when the engine's is not found,
     so nothing was checked) and one line per launch the engine refuses."""
     kind = spec.engine.kind
-    if kind not in ("vllm", "sglang"):
+    if not kind_of(kind).parser_check:
         return None, []
     python = python_of(spec.engine.command, kind)
     if python is None:
@@ -21,7 +22,7 @@ def preflight(spec: StudySpec) -> tuple[str | None, list[str]]:
     configs = {"the default config": space.default()}
     configs["every flag at its low end"] = space.decode([0.0] * space.dim)
     configs["every flag at its high end"] = space.decode([1.0] * space.dim)
-    model_flag = "--model-path" if kind == "sglang" else "--model"
+    model_flag = kind_of(kind).model_flag
     labels, argvs = [], []
     for label, config in configs.items():
         if config is None:
@@ -30,5 +31,5 @@ def preflight(spec: StudySpec) -> tuple[str | None, list[str]]:
         argvs.append(
             [model_flag, spec.engine.model, *spec.engine.args, *flags_for(config.as_dict(), kind)]
         )
-    errors = engine_check(kind, python, argvs)
+    errors = engine_check(kind_of(kind).family, python, argvs)
     return python, [f"{label}: {err}" for label, err in zip(labels, errors, strict=True) if err]
