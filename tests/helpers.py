@@ -53,6 +53,22 @@ def study_state(db: Path, name: str) -> str:
         conn.close()
 
 
+def advanced_at(db: Path, name: str) -> float:
+    """When an executor last decided what the study does next (0 if never)."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        row = conn.execute("SELECT advanced_at FROM studies WHERE name = ?", (name,)).fetchone()
+        return float(row[0] or 0.0)
+    finally:
+        conn.close()
+
+
+def looked_at_since(db: Path, name: str, ts: float) -> Callable[[], bool]:
+    """A condition: an advance of the study decided after ``ts`` (for a paused or cancelled
+    study: one that could have started a trial and did not)."""
+    return lambda: advanced_at(db, name) > ts
+
+
 def overlaps(trials: list[sqlite3.Row]) -> tuple[bool, list[str]]:
     """Whether any two trials overlapped in time, and every same-set overlap (must be none)."""
     ran = [t for t in trials if t["started_at"] and t["ended_at"]]

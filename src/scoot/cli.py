@@ -583,6 +583,7 @@ def report(store: Store, study: StudyRow) -> None:
     from scoot.engine.exporters import vllm_serve_command
     from scoot.jobs.policy import best_trial, robust_slo
 
+    study = store.study_by_id(study.id)  # its state now, not when it was opened
     spec = json.loads(study.spec_json)
     objectives = [Objective(o) for o in spec["objectives"]]
     params = list(spec["params"])
@@ -609,10 +610,12 @@ def report(store: Store, study: StudyRow) -> None:
             ]
         else:
             cells += ["-", "-", "-", "-"]
-        state = t.state.value + (f" ({t.failure_kind.value})" if t.failure_kind else "")
+        why = t.failure_kind or t.abandon_cause
+        state = t.state.value + (f" ({why.value})" if why else "")
         style = "bold green" if best is not None and t.id == best.id else None
         table.add_row(*cells, state + (" *best" if style else ""), style=style)
     out().print(table)
+    out().print(who_runs(store, study), markup=False)
     for line in store.notable_events(study.id):
         out().print(line, markup=False, highlight=False)
     if best is None:
@@ -636,6 +639,30 @@ def report(store: Store, study: StudyRow) -> None:
     )
     out().print(f"best configuration (trial {best.number}), ready to run:")
     print(command)
+
+
+def who_runs(store: Store, study: StudyRow) -> str:
+    """One line: what the study's state means now, and the command that changes it."""
+    from scoot.jobs.locks import foreground_lock
+
+    name = study.name
+    if study.state is StudyState.RUNNING:
+        if study.advanced_at is None:
+            return "handed to the workers, none has taken it yet: is `scoot worker` running?"
+        ago = time.time() - study.advanced_at
+        return f"run by the workers (last advanced {ago:.0f} s ago)"
+    if study.state is StudyState.ACTIVE:
+        lock = foreground_lock(store.path.parent, study.id)
+        if not lock.acquire():
+            return f"run in the foreground by `scoot tune` (process {lock.holder()})"
+        lock.release()
+        return "not running: `scoot tune FILE` continues it here, `--detach` on the workers"
+    if study.state is StudyState.PAUSED:
+        return (
+            f"paused: `scoot study resume {name}` continues on the workers, "
+            "`scoot tune FILE --resume` here"
+        )
+    return str(study.state)
 
 
 def _short(name: str) -> str:

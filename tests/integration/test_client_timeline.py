@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
 
+from helpers import wait_for
 from scoot.engine.launcher import free_port
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
@@ -45,16 +45,19 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
+def answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def test_empty_first_chunk_usage_tokens_and_failures() -> None:
     port = free_port()
     server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)])
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), 30, "the fake server")
         reqs = [TraceRequest(4, 3), TraceRequest(1, 3)]
         result = run_stress_sync(StressPlan(f"http://127.0.0.1:{port}", "m", reqs, [0.0, 0.01]))
     finally:

@@ -6,7 +6,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -33,8 +32,7 @@ def test_sigkill_during_fourth_evaluation_then_continue(
         return len(rows) >= 4 and rows[3]["state"] == "running" and rows[3]["engine_pgid"]
 
     try:
-        wait_for(fourth_running, 120)
-        time.sleep(1.0)  # into the stress test of trial 3
+        wait_for(fourth_running, 120)  # its engine started: SIGKILL mid-evaluation
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
@@ -63,7 +61,7 @@ def test_sigkill_during_fourth_evaluation_then_continue(
 
 def dead_process() -> ProcessRef:
     """A process of this host that ran and exited: what a SIGKILLed tuner leaves recorded."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    proc = subprocess.Popen(["sleep", "30"])
     ref = ProcessRef.of(proc.pid)
     proc.kill()
     proc.wait()

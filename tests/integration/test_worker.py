@@ -8,17 +8,34 @@ from __future__ import annotations
 
 import shutil
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import counted, engine_pids, overlaps, study_state, trial_rows, wait_for, worker
+from helpers import (
+    counted,
+    engine_pids,
+    looked_at_since,
+    overlaps,
+    study_state,
+    trial_rows,
+    wait_for,
+    worker,
+)
 from scoot.engine.launcher import free_port
 
 SCOOT = [sys.executable, "-m", "scoot"]
+
+
+def listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
 
 
 def scoot(*args: str) -> subprocess.CompletedProcess[str]:
@@ -64,9 +81,10 @@ def test_pause_resume_cancel(
         scoot("study", "pause", "ctl")
         wait_for(lambda: not running(), 60, "the running trial to finish")
         assert trial_rows(db)[first]["state"] in ("completed", "failed")
+        ended = max(t["ended_at"] for t in trial_rows(db) if t["ended_at"])
+        wait_for(looked_at_since(db, "ctl", ended), 30, "a worker to look at the paused study")
         snapshot = [dict(t) for t in trial_rows(db)]
-        time.sleep(5)
-        assert [dict(t) for t in trial_rows(db)] == snapshot, "a trial started while paused"
+        assert not [t for t in snapshot if t["state"] in ("queued", "running")], snapshot
         assert study_state(db, "ctl") == "paused"
 
         # Resume; then pause --now: the running engine is stopped, the trial abandoned.
@@ -95,7 +113,8 @@ def test_pause_resume_cancel(
         for number, before in kept.items():
             assert dict(final[number]) == before
         assert counted(final) >= done_before
-        time.sleep(3)
+        ended = max(t["ended_at"] for t in final if t["ended_at"])
+        wait_for(looked_at_since(db, "ctl", ended), 30, "a worker to look at the cancelled study")
         assert [dict(t) for t in trial_rows(db)] == [dict(t) for t in final]
 
 
@@ -112,7 +131,6 @@ def test_sigkill_worker_mid_evaluation_then_restart(
             return len(t) >= 3 and t[2]["state"] == "running" and bool(t[2]["engine_pgid"])
 
         wait_for(third_in_stress, 90, "trial 2 to be running")
-        time.sleep(1.0)
         first.send_signal(signal.SIGKILL)
         first.wait()
     before = trial_rows(db)
@@ -145,7 +163,7 @@ def test_two_workers_share_a_redis_queue(
     study = make_study(name="red", budget=6, duration=1.5, gpu_sets=("nodeA:0", "nodeB:0"))
     db = scoot_home / "scoot.db"
     try:
-        time.sleep(0.5)
+        wait_for(lambda: listening(port), 30, "redis-server to listen")
         with (
             worker(tmp_path, "--queue", url, "--gpu-sets", "nodeA:0", name="a"),
             worker(tmp_path, "--queue", url, "--gpu-sets", "nodeB:0", name="b"),

@@ -7,12 +7,12 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers import wait_for, worker
+from helpers import looked_at_since, wait_for, worker
+from helpers import trial_rows as store_rows
 
 
 def capture(session: str) -> str:
@@ -59,10 +59,13 @@ def test_tui_in_tmux_watches_a_worker_and_pauses(
         subprocess.run([tmux, "send-keys", "-t", session, "p"], check=True)
         wait_for(lambda: "[paused]" in capture(session), 15, "the paused state on screen")
         wait_for(lambda: not running_rows(capture(session)), 60, "running trials to finish")
-        settled = trial_rows(capture(session))
-        time.sleep(5)
+        db = scoot_home / "scoot.db"
+        ended = max(t["ended_at"] for t in store_rows(db) if t["ended_at"])
+        wait_for(looked_at_since(db, "live", ended), 30, "a worker to look at the paused study")
+        rows = store_rows(db)
+        assert not [t for t in rows if t["state"] in ("queued", "running")]
+        wait_for(lambda: trial_rows(capture(session)) == len(rows), 30, "the screen to settle")
         screen = capture(session)
-        assert trial_rows(screen) == settled, screen
         assert "[paused]" in screen
         assert not running_rows(screen)
 

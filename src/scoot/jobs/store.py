@@ -36,7 +36,8 @@ CREATE TABLE IF NOT EXISTS studies (
     source TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL DEFAULT 'active',
     created_at REAL NOT NULL,
-    state_since REAL
+    state_since REAL,
+    advanced_at REAL
 );
 CREATE TABLE IF NOT EXISTS trials (
     id INTEGER PRIMARY KEY,
@@ -93,7 +94,7 @@ ADDED_COLUMNS = {
         ("engine_started", "TEXT"),
         ("abandon_cause", "TEXT"),
     ),
-    "studies": (("state_since", "REAL"),),
+    "studies": (("state_since", "REAL"), ("advanced_at", "REAL")),
 }
 """Columns later than the first stores: added on open, so an old store stays readable."""
 
@@ -113,6 +114,9 @@ class StudyRow:
     state: StudyState
     created_at: float
     state_since: float | None = None
+    advanced_at: float | None = None
+    """When an executor last looked at what the study does next (an advance task): for a
+    study handed to workers, None or an old time means no worker is serving it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,6 +266,10 @@ class Store:
                 sql += f" AND state IN ({','.join('?' * len(only_from))})"
                 args += [s.value for s in only_from]
             return c.execute(sql, args).rowcount == 1
+
+    def touch_advanced(self, study_id: int) -> None:
+        with self._tx() as c:
+            c.execute("UPDATE studies SET advanced_at = ? WHERE id = ?", (time.time(), study_id))
 
     # -- trials ------------------------------------------------------------------------------
     def add_trial(
@@ -458,6 +466,7 @@ def _study(row: sqlite3.Row) -> StudyRow:
         StudyState(row["state"]),
         row["created_at"],
         row["state_since"],
+        row["advanced_at"],
     )
 
 

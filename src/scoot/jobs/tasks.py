@@ -163,47 +163,62 @@ def advance(
     store = Store(site.store_path)
     try:
         with study_mutex(site.data_dir, study_id):
-            row = store.study_by_id(study_id)
-            if row.state is not site.runs:
-                return []
-            spec = StudySpec.from_json(row.spec_json, row.source)
-            trials = store.trials(study_id)
-            step = policy.plan(row.state, facts_of(spec), trials, row.state_since)
-            for tid in step.drop:
-                with contextlib.suppress(StoreError):
-                    store.finish(
-                        tid,
-                        TrialState.ABANDONED,
-                        message="the budget was spent before it ran",
-                        cause=AbandonCause.BUDGET_SPENT,
-                    )
-            if step.pause is not None:
-                if store.set_study_state(study_id, StudyState.PAUSED, only_from=(site.runs,)):
-                    store.event(study_id, None, EventKind.PAUSED, step.pause)
-                return []
-            if step.complete:
-                store.set_study_state(study_id, StudyState.COMPLETED, only_from=(site.runs,))
-                store.event(
-                    study_id, None, EventKind.STUDY_COMPLETED, f"budget of {spec.budget} spent"
-                )
-                return []
-            new = [
-                store.add_trial(study_id, r.config, r.source, retest=r.seed, retest_of=r.of)
-                for r in step.retests
-            ]
-            if step.suggest:
-                from scoot.jobs.suggest import default_suggester, enqueue_trials
-
-                space = spec.space()
-                make = suggester or (lambda s: default_suggester(s, space))
-                new += enqueue_trials(
-                    store, study_id, spec, space, make(spec), trials, step.suggest, step.pending
-                )
+            new = _advance_locked(store, site, study_id, suggester)
+            store.touch_advanced(study_id)  # once decided: "it was looked at since then"
     finally:
         store.close()
     for t in new:
         dispatch.run(t.id)
     return [t.id for t in new]
+
+
+def _advance_locked(
+    store: Store,
+    site: Site,
+    study_id: int,
+    suggester: Callable[[StudySpec], Suggester] | None,
+) -> list[TrialRow]:
+    """The policy's step, done: trials dropped, the study paused or completed, re-tests and
+    suggestions queued (the new trials are returned for dispatch)."""
+    row = store.study_by_id(study_id)
+    if row.state is not site.runs:
+        return []
+    spec = StudySpec.from_json(row.spec_json, row.source)
+    trials = store.trials(study_id)
+    step = policy.plan(row.state, facts_of(spec), trials, row.state_since)
+    for tid in step.drop:
+        with contextlib.suppress(StoreError):
+            store.finish(
+                tid,
+                TrialState.ABANDONED,
+                message="the budget was spent before it ran",
+                cause=AbandonCause.BUDGET_SPENT,
+            )
+    if step.pause is not None:
+        if store.set_study_state(study_id, StudyState.PAUSED, only_from=(site.runs,)):
+            store.event(study_id, None, EventKind.PAUSED, step.pause)
+        return []
+    if step.complete:
+        store.set_study_state(study_id, StudyState.COMPLETED, only_from=(site.runs,))
+        store.event(study_id, None, EventKind.STUDY_COMPLETED, f"budget of {spec.budget} spent")
+        return []
+    new = [
+        store.add_trial(study_id, r.config, r.source, retest=r.seed, retest_of=r.of)
+        for r in step.retests
+    ]
+    if step.suggest:
+        from scoot.jobs.suggest import default_suggester, enqueue_trials
+
+        space = spec.space()
+        make = suggester or (lambda s: default_suggester(s, space))
+        try:
+            new += enqueue_trials(
+                store, study_id, spec, space, make(spec), trials, step.suggest, step.pending
+            )
+        except StoreError as exc:  # nothing left to try: say so once, do not spin
+            if store.set_study_state(study_id, StudyState.PAUSED, only_from=(site.runs,)):
+                store.event(study_id, None, EventKind.ERROR, f"{exc}; study paused")
+    return new
 
 
 def recover(
