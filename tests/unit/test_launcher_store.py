@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from scoot.domain import Config, FailureKind, Metrics, TrialState
+from scoot.domain import Config, FailureKind, Metrics, StudyState, TrialState
 from scoot.engine.exporters import vllm_serve_command
 from scoot.engine.launcher import ProcessRef, build_argv, classify_exit, flags_for
 from scoot.jobs.store import Store, StoreError
@@ -123,3 +123,35 @@ def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
     assert obs[1].failure is FailureKind.STARTUP_OOM
     with pytest.raises(StoreError, match="different definition"):
         again.open_study("a", '{"x": 2}')
+
+
+OLD_SCHEMA = """
+CREATE TABLE studies (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec_json TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'active', created_at REAL NOT NULL);
+CREATE TABLE trials (id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL, number INTEGER NOT NULL,
+    config_json TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, failure_kind TEXT,
+    failure_message TEXT, metrics_json TEXT, gpu_set TEXT, engine_pgid INTEGER, command TEXT,
+    log_path TEXT, created_at REAL NOT NULL, started_at REAL, ended_at REAL, heartbeat_at REAL,
+    UNIQUE (study_id, number));
+INSERT INTO studies VALUES (1, 'old', '{}', '', 'paused', 0);
+INSERT INTO trials (id, study_id, number, config_json, source, state, created_at)
+    VALUES (1, 1, 0, '{"max_num_seqs": 8}', 'default', 'completed', 0),
+           (2, 1, 1, '{"max_num_seqs": 8}', 'robustness 2 of 3 (#0)', 'queued', 0);
+"""
+
+
+def test_a_store_of_an_older_scoot_opens_with_every_row(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(OLD_SCHEMA)
+    conn.close()
+    store = Store(path)
+    row = store.study("old")
+    assert row is not None and row.state is StudyState.PAUSED and row.advanced_at is None
+    default, retest = store.trials(row.id)
+    assert (default.retest, default.stop_requested) == (None, False)
+    assert (retest.retest, retest.retest_of) == (2, 0)  # read once from the old label
+    assert not retest.counts
+    store.close()

@@ -182,12 +182,18 @@ class Store:
         self._migrate()
 
     def _migrate(self) -> None:
-        """Bring a store written by an older SCOOT up to this schema, keeping every row."""
+        """Bring a store written by an older SCOOT up to this schema, keeping every row (a
+        store already current costs two reads, no write)."""
+        missing = {
+            table: [(n, d) for n, d in added if n not in self._columns(table)]
+            for table, added in ADDED_COLUMNS.items()
+        }
+        if not any(missing.values()):
+            return
         with self._tx() as c:
-            for table, added in ADDED_COLUMNS.items():
-                have = {r["name"] for r in c.execute(f"PRAGMA table_info({table})")}
+            for table, added in missing.items():
                 for name, decl in added:
-                    if name not in have:
+                    if name not in self._columns(table):  # another process may have added it
                         c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
             # Re-tests were once known only by their label, "robustness 2 of 3 (#14)".
             old = c.execute(
@@ -202,6 +208,9 @@ class Store:
                         "UPDATE trials SET retest_seed = ?, retest_of = ? WHERE id = ?",
                         (int(words[0]), int(of), row["id"]),
                     )
+
+    def _columns(self, table: str) -> set[str]:
+        return {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
 
     def close(self) -> None:
         self.conn.close()
