@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -90,11 +89,10 @@ def test_too_long_request_is_rejected_like_vllm(tmp_path: Path) -> None:
 )
 def test_startup_failures(flags: list[str], code: int, needle: str) -> None:
     argv = [*ENGINE, "llama-3.1-8b", "--gpu", "a10", "--startup-seconds", "0.1", *flags]
-    t = time.monotonic()
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    # It refuses at start-up (the timeout only bounds a hang; no speed is asserted).
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert proc.returncode == code
     assert needle in proc.stdout + proc.stderr
-    assert time.monotonic() - t < 30
 
 
 def test_chat_endpoint_streams_text_prompts(tmp_path: Path) -> None:

@@ -127,7 +127,8 @@ def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
 
 OLD_SCHEMA = """
 CREATE TABLE studies (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, spec_json TEXT NOT NULL,
-    source TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'active', created_at REAL NOT NULL);
+    source TEXT NOT NULL DEFAULT '', state TEXT NOT NULL DEFAULT 'active',
+    created_at REAL NOT NULL);
 CREATE TABLE trials (id INTEGER PRIMARY KEY, study_id INTEGER NOT NULL, number INTEGER NOT NULL,
     config_json TEXT NOT NULL, source TEXT NOT NULL, state TEXT NOT NULL, failure_kind TEXT,
     failure_message TEXT, metrics_json TEXT, gpu_set TEXT, engine_pgid INTEGER, command TEXT,
