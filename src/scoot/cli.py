@@ -48,6 +48,13 @@ def out() -> Console:
 QUEUE_HELP = "redis://HOST:PORT/DB to share workers across machines (default: SQLite queue)"
 
 
+def escape(text: str) -> str:
+    """``text`` shown as itself in rich markup (a stored name may hold ``[/]``)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def data_dir(explicit: str | None = None) -> Path:
     """Where the store and engine logs live: ``--data-dir``, ``$SCOOT_HOME``, or XDG data."""
     if explicit:
@@ -220,7 +227,11 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
     try:
         new = ns.new or (set_aside_changed and changed_since_recorded(store, spec))
         if new and (old := store.study(spec.name)) is not None:
+            from scoot.jobs import control
+
             aside = f"{spec.name}@{time.strftime('%Y%m%d-%H%M%S')}"
+            if old.state in (StudyState.ACTIVE, StudyState.RUNNING):
+                control.cancel(store, old.id)  # nobody goes on running what is set aside
             store.rename_study(old.id, aside)
             out().print(f"earlier results of '{spec.name}' kept as study '{aside}'")
         study, created = store.open_study(spec.name, spec.to_json(), spec.source)
@@ -414,7 +425,8 @@ def cmd_study_pause(ns: argparse.Namespace) -> int:
     store, study = _open_study(ns)
     stopped = control.pause(store, study.id, now=ns.now)
     what = f"; {len(stopped)} running trial(s) stopping" if ns.now else ""
-    out().print(f"study {study.name} paused{what}; `scoot study resume {study.name}` continues")
+    name = escape(study.name)
+    out().print(f"study {name} paused{what}; `scoot study resume {name}` continues")
     return 0
 
 
@@ -424,7 +436,7 @@ def cmd_study_resume(ns: argparse.Namespace) -> int:
     store, study = _open_study(ns)
     queue = _queue(ns, data_dir(ns.data_dir))
     queued = control.resume(store, study.id, queue)
-    out().print(f"study {study.name} resumed: {len(queued)} trial(s) queued for the workers")
+    out().print(f"study {escape(study.name)} resumed: {len(queued)} queued trial(s) re-sent")
     return 0
 
 
@@ -434,7 +446,7 @@ def cmd_study_cancel(ns: argparse.Namespace) -> int:
     store, study = _open_study(ns)
     stopped = control.cancel(store, study.id)
     out().print(
-        f"study {study.name} cancelled ({len(stopped)} running trial(s) stopping); "
+        f"study {escape(study.name)} cancelled ({len(stopped)} running trial(s) stopping); "
         "every result is kept"
     )
     return 0
@@ -455,7 +467,7 @@ def cmd_study_list(ns: argparse.Namespace) -> int:
         failed = sum(t.state is TrialState.FAILED for t in trials)
         best = best_trial(trials, objectives)
         table.add_row(
-            study.name,
+            escape(study.name),
             ",".join(o.value for o in objectives),
             study.state,
             f"{done}/{spec['budget']}",
@@ -589,7 +601,7 @@ def report(store: Store, study: StudyRow) -> None:
     params = list(spec["params"])
     trials = store.trials(study.id)
     best = best_trial(trials, objectives)
-    table = Table(title=f"study {study.name}", title_justify="left")
+    table = Table(title=f"study {escape(study.name)}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("source")
     for p in params:

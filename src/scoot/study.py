@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -19,6 +20,7 @@ from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, Para
 from scoot.engine.catalog import (
     Catalog,
     CatalogError,
+    Flag,
     load_catalog,
     load_profile,
 )
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from scoot.optim.space import SearchSpace
 
 ENGINE_KINDS = tuple(KINDS)
+STUDY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+"""What a study may be called: safe in file names, shell lines and terminal markup."""
 ARRIVALS = ("poisson", "gamma", "constant", "trace")
 ENDPOINTS = ("completions", "chat")
 
@@ -213,6 +217,14 @@ class _Reader:
             raise self.fail(key, f"expected {_names(kinds)}, got a boolean")
         if not isinstance(value, kinds):
             raise self.fail(key, f"expected {_names(kinds)}, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.fail(key, f"must be a finite number, got {value}")
+        return value
+
+    def non_negative(self, key: str, default: int) -> int:
+        value = int(self.get(key, int, default))
+        if value < 0:
+            raise self.fail(key, f"must be >= 0, got {value}")
         return value
 
     def positive(self, key: str, kind: type, default: Any = ...) -> Any:
@@ -259,11 +271,19 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     top = _Reader(path, data)
     top.check_keys(_TOP_KEYS)
     name = top.get("name", str, None) or Path(path).stem
+    if not STUDY_NAME.fullmatch(name):
+        raise top.fail(
+            "name",
+            f"{name!r}: a study name is 1-64 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit (it names files and appears in terminals)",
+        )
     objectives = _objectives(top)
     budget = top.positive("budget", int, 30)
     parallelism = top.positive("parallelism", int, 1)
-    seed = top.get("seed", int, 0)
+    seed = top.non_negative("seed", 0)
     gpu_sets = tuple(top.get("gpu_sets", list, ["0"]))
+    if not gpu_sets:
+        raise top.fail("gpu_sets", 'needs at least one GPU set, e.g. ["0"]')
     for i, gpu_set in enumerate(gpu_sets):
         if not isinstance(gpu_set, str) or not all(
             part.strip().isdigit() for part in devices_of(gpu_set).split(",")
@@ -304,6 +324,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
         stress=stress,
         source=path,
     )
+    _constraints_evaluate(top, spec, len(from_catalog))
     defaults = spec.defaults
     if defaults is not None:
         values = {**known_values(engine, gpu_sets), **defaults}
@@ -321,6 +342,28 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
                 f"the parameters' defaults violate {c.expr!r}",
             )
     return spec
+
+
+def _constraints_evaluate(top: _Reader, spec: StudySpec, n_catalog: int) -> None:
+    """Every constraint evaluates (to anything) at the space's corners and its defaults: one
+    that raises (a division by zero, a string compared with a number) is refused here, not
+    in the middle of a study."""
+    fixed = known_values(spec.engine, spec.gpu_sets)
+    points = [
+        {p.name: p.low if p.low is not None else p.choices[0] for p in spec.params},
+        {p.name: p.high if p.high is not None else p.choices[-1] for p in spec.params},
+    ]
+    if spec.defaults is not None:
+        points.append(dict(spec.defaults))
+    for i, c in enumerate(spec.constraints):
+        for point in points:
+            try:
+                c.holds({**fixed, **point})
+            except Exception as exc:
+                key = "params" if i < n_catalog else f"constraints[{i - n_catalog}]"
+                raise top.fail(
+                    key, f"{c.expr!r} raises {type(exc).__name__} ({exc}) at {point}"
+                ) from None
 
 
 def known_values(engine: EngineSpec, gpu_sets: tuple[str, ...]) -> dict[str, Value]:
@@ -401,7 +444,11 @@ def _engine(r: _Reader) -> EngineSpec:
     env_table = {**profile.get("env", {}), **r.get("env", dict, {})}
     env = []
     for key, value in env_table.items():
-        if not isinstance(value, str):
+        if not key or "=" in key or "\0" in key:
+            raise r.fail(
+                f"env.{key}", "an environment variable's name has no '=' and is not empty"
+            )
+        if not isinstance(value, str) or "\0" in value:
             raise r.fail(f"env.{key}", "expected a string")
         env.append((key, value))
     startup = r.positive(
@@ -471,7 +518,7 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
         arrival=arrival,
         burstiness=r.positive("burstiness", float, 1.0),
         heaviest=heaviest,
-        seed=r.get("seed", int, 0),
+        seed=r.non_negative("seed", 0),
         format=fmt,
         time_scale=r.positive("time_scale", float, 1.0),
         endpoint=endpoint,
@@ -553,9 +600,11 @@ def _from_catalog(
             f"{flag.kind}, got {given['type']!r}",
         )
     merged: dict[str, Any] = {"type": flag.kind}
-    if flag.kind in ("int", "float") and "low" not in given and "high" not in given:
+    if flag.kind in ("int", "float"):
+        # What the study leaves out comes from the catalog, bound by bound; the log scale too.
         merged.update(low=_num(flag.low, flag.kind), high=_num(flag.high, flag.kind))
         merged["log"] = flag.log
+        _within_hard_limits(r, flag, given, f"{catalog.engine} {catalog.version}")
     if flag.kind == "enum":
         if "choices" in given and flag.choices:
             bad = [c for c in given["choices"] if c not in flag.choices]
@@ -580,6 +629,24 @@ def _from_catalog(
         merged["default"] = default
     merged.update(given)
     return _Reader(r.path, merged, r.prefix)
+
+
+def _within_hard_limits(r: _Reader, flag: Flag, given: Mapping[str, Any], engine: str) -> None:
+    """A study may tune wider than the catalog's range (a tuning range, not the engine's
+    limits), but not into values the flag cannot take: a flag whose catalog range is positive
+    takes only positive values (``--max-num-seqs -1`` is no config), and a fraction (a float
+    range within (0, 1]) stays at most 1."""
+    flag_name = "--" + flag.name.replace("_", "-")
+    low, high = given.get("low"), given.get("high")
+    positive = flag.low is not None and flag.low > 0
+    for key, value in (("low", low), ("high", high)):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        if positive and value <= 0:
+            raise r.fail(key, f"{engine} takes only positive values for {flag_name}, got {value}")
+        fraction = flag.kind == "float" and flag.high is not None and 0 < flag.high <= 1
+        if fraction and value > 1:
+            raise r.fail(key, f"{engine} takes {flag_name} as a fraction (at most 1), got {value}")
 
 
 def _num(value: float | None, kind: str) -> Any:

@@ -97,3 +97,56 @@ def test_client_behind_schedule_pauses_the_study(
     assert "fell behind its schedule in 3 runs in a row" in out.stderr
     status = run("study", "status", "behind")
     assert status.stdout.count("abandoned") == 3, status.stdout
+
+
+def test_a_stored_name_with_markup_is_shown_as_is(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    """A store written before names were checked may hold `x[/]`: every command shows it."""
+    from scoot.jobs.store import Store
+    from scoot.study import load_study
+
+    store = Store(scoot_home / "scoot.db")
+    store.open_study("x[/]", load_study(make_study()).to_json())
+    store.close()
+    listed = run("study", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "x[/]" in listed.stdout
+
+
+def test_new_cancels_the_study_it_sets_aside(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    """`--new` keeps the old results under another name, and nobody runs them any more."""
+    from scoot.domain import StudyState
+    from scoot.jobs.store import Store
+
+    path = make_study(name="again", budget=2)
+    assert run("tune", str(path), "--detach").returncode == 0  # handed to (absent) workers
+    out = run("tune", str(path), "--new", "--detach")
+    assert out.returncode == 0, out.stderr
+    store = Store(scoot_home / "scoot.db")
+    aside = [s for s in store.studies() if s.name.startswith("again@")]
+    assert len(aside) == 1 and aside[0].state is StudyState.CANCELLED
+    current = store.study("again")
+    assert current is not None and current.state is StudyState.RUNNING
+    store.close()
+
+
+def test_a_trial_that_cannot_be_built_pauses_the_study_once(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    """An engine command SCOOT cannot fill fails the same for every config: the first trial
+    is abandoned, the study pauses with the reason, and nothing retries."""
+    path = make_study(name="unbuildable", budget=3)
+    text = path.read_text().replace(
+        'kind = "embedded"', 'kind = "command"\ncommand = ["x", "{nonsense}"]'
+    )
+    path.write_text(text)
+    out = run("tune", str(path))
+    assert out.returncode == 2
+    assert "is paused" in out.stderr and "could not run" in out.stderr, out.stderr
+    status = run("study", "status", "unbuildable")
+    assert "error: trial 0 could not run" in status.stdout
+    assert "unknown placeholder" in status.stdout
+    assert status.stdout.count("abandoned (error)") == 1

@@ -81,6 +81,31 @@ def test_bad_params_name_the_key(
         ("seed = 1", "seed = 1\ncolour = 'red'", "colour"),
         ('"max_num_batched_tokens >= max_num_seqs"', '"max_tokens >= 1"', "constraints[0]"),
         ('"max_num_batched_tokens >= max_num_seqs"', '"__import__(1)"', "constraints[0]"),
+        # Values that once passed and then crashed or corrupted a study (issue 14, item 5).
+        ("duration_s = 1.5", "duration_s = inf", "trace.duration_s"),
+        ("duration_s = 1.5", "duration_s = nan", "trace.duration_s"),
+        ("rate = 8.0", "rate = 8.0\nheaviest = nan", "trace.heaviest"),
+        ("rate = 8.0", "rate = 8.0\nburstiness = nan", "trace.burstiness"),
+        ("startup_timeout_s = 30", "startup_timeout_s = inf", "engine.startup_timeout_s"),
+        ("request_timeout_s = 10", "request_timeout_s = nan", "stress.request_timeout_s"),
+        ("high = 256", "high = inf", "params.max_num_seqs.high"),
+        ("low = 4", "low = -5", "params.max_num_seqs.low"),
+        ('gpu_sets = ["0"]', "gpu_sets = []", "gpu_sets"),
+        ("seed = 1", "seed = -1", "seed"),
+        ("rate = 8.0", "rate = 8.0\nseed = -3", "trace.seed"),
+        (
+            'SCOOT_ENGINE_STARTUP_S = "',
+            '"A=B" = "1", SCOOT_ENGINE_STARTUP_S = "',
+            "engine.env.A=B",
+        ),
+        (
+            '"max_num_batched_tokens >= max_num_seqs"',
+            '"max_num_batched_tokens / (max_num_seqs - 256) > 1"',
+            "constraints[0]",
+        ),
+        ('name = "t"', 'name = "x[/]"', "name"),
+        ('name = "t"', 'name = "../up"', "name"),
+        ('name = "t"', 'name = "a/b"', "name"),
     ],
 )
 def test_bad_values_name_file_and_key(

@@ -8,6 +8,7 @@ thread, and sends operator commands through control. It never evaluates or runs 
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -244,8 +245,9 @@ def write_exports(trial: TrialRow, spec: StudySpec, folder: Path) -> list[Path]:
     """Write every export of a trial into ``folder``; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
-    for suffix, text in exports(trial, spec).values():
-        path = folder / f"{spec.name}-trial-{trial.number}.{suffix}"
+    safe = re.sub(r"[^A-Za-z0-9._@-]", "_", spec.name).lstrip(".")  # a store older than
+    for suffix, text in exports(trial, spec).values():  # name checks may hold any name
+        path = folder / f"{safe}-trial-{trial.number}.{suffix}"
         path.write_text(text)
         paths.append(path)
     return paths

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -69,8 +70,8 @@ class StudiesScreen(Screen[None]):
         for s in summaries:
             key = str(s.id)
             seen.add(key)
-            cells = [
-                s.name,
+            cells: list[str | Text] = [
+                Text(s.name),  # data, never markup (a store may predate name checks)
                 s.objectives,
                 s.engine,
                 s.gpu_sets,
