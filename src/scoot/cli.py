@@ -633,7 +633,10 @@ def report(store: Store, study: StudyRow) -> None:
     if best is None:
         out().print("no completed trial yet")
         return
-    default = next((t for t in trials if t.source == "default" and t.metrics), None)
+    default = next(
+        (t for t in trials if t.is_default and t.state is TrialState.COMPLETED and t.metrics),
+        None,
+    )
     if default is not None and default.metrics is not None and best.metrics is not None:
         parts = []
         for o in objectives:

@@ -97,6 +97,8 @@ def test_client_behind_schedule_pauses_the_study(
     assert "fell behind its schedule in 3 runs in a row" in out.stderr
     status = run("study", "status", "behind")
     assert status.stdout.count("abandoned") == 3, status.stdout
+    # No valid run of the default: nothing is compared with an invalid baseline.
+    assert "best vs default" not in status.stdout
 
 
 def test_a_stored_name_with_markup_is_shown_as_is(

@@ -119,5 +119,8 @@ def test_workers_pause_a_study_whose_client_falls_behind(
     invalid = [t for t in rows if t["abandon_cause"] == "invalid_run"]
     assert len(invalid) == 3, [dict(t) for t in rows]
     assert counted(rows) == 0  # an invalid run measured the client, not the config
+    # The config is owed a real run: queued again, for when the study resumes.
+    queued = [t for t in rows if t["state"] == "queued"]
+    assert len(queued) == 1 and queued[0]["config_json"] == invalid[-1]["config_json"]
     status = scoot("study", "status", "slow")
     assert "fell behind its schedule in 3 runs in a row" in status.stdout

@@ -122,3 +122,12 @@ def test_three_invalid_runs_in_a_row_pause() -> None:
 def test_a_study_not_live_does_nothing() -> None:
     for state in (StudyState.PAUSED, StudyState.CANCELLED, StudyState.COMPLETED):
         assert plan(state, FACTS, [], None).idle
+
+
+def test_the_baseline_runs_again_when_its_only_run_was_abandoned() -> None:
+    """`pause --now` during the default trial, then resume: the default is owed a run."""
+    stopped = trial(0, TrialState.ABANDONED, cause=AbandonCause.OPERATOR)
+    assert plan(StudyState.RUNNING, FACTS, [stopped], None).first
+    measured = [stopped, trial(1, TrialState.FAILED)]
+    measured[1] = replace(measured[1], source="default")
+    assert not plan(StudyState.RUNNING, FACTS, measured, None).first

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scoot.domain import TrialState
+from scoot.domain import FailureKind, TrialState
 from scoot.jobs.evaluate import build_workload, judge
 from scoot.stress.metrics import RequestRecord, compute
 from scoot.stress.traces import TraceError
@@ -66,3 +66,15 @@ def test_a_client_that_fell_behind_is_not_a_measurement() -> None:
     assert message is not None and "fell behind" in message
     on_time = [RequestRecord(0.0, 0.001, 0.1, 0.2, [0.1], 5, 2, True, "") for _ in range(20)]
     assert judge(compute(on_time, 2.0), None, True, 0.05, [], 50.0)[0] is TrialState.COMPLETED
+
+
+def test_a_client_behind_schedule_invalidates_the_failures_it_saw_too() -> None:
+    """At a rate the client cannot send, requests also time out: still the client's fault."""
+    late_and_failing = [
+        RequestRecord(0.0, 9.0, 0.0, 0.0, [], 5, 0, False, "timeout") for _ in range(20)
+    ]
+    m = compute(late_and_failing, 2.0)
+    state, kind, _ = judge(m, "drain timeout", True, 0.05, ["timeout"], max_lateness_ms=50.0)
+    assert (state, kind) == (TrialState.ABANDONED, None)
+    # An engine that died is the config's failure whatever the client did.
+    assert judge(m, None, False, 0.05, ["x"], 50.0)[1] is FailureKind.CRASH_UNDER_LOAD

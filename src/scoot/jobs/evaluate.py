@@ -176,9 +176,8 @@ def judge(
     total = metrics.completed + metrics.failed
     if not engine_alive:
         return TrialState.FAILED, FailureKind.CRASH_UNDER_LOAD, "the engine exited under load"
-    if aborted:
-        sample = "; ".join(sorted(set(errors))[:3])
-        return TrialState.FAILED, FailureKind.SLO_UNMEASURABLE, f"{aborted}: {sample}"
+    # A client behind its schedule invalidates whatever else the run saw: failures under a
+    # load the client did not send as planned say nothing about the config.
     if metrics.lateness_p99_ms > max_lateness_ms:
         return (
             TrialState.ABANDONED,
@@ -187,6 +186,9 @@ def judge(
             f"{metrics.lateness_p99_ms:.1f} ms > {max_lateness_ms:.0f} ms, achieved "
             f"{metrics.achieved_rate:.2f} req/s)",
         )
+    if aborted:
+        sample = "; ".join(sorted(set(errors))[:3])
+        return TrialState.FAILED, FailureKind.SLO_UNMEASURABLE, f"{aborted}: {sample}"
     if total and metrics.failed / total > max_failed_fraction:
         sample = "; ".join(sorted(set(errors))[:3])
         kind = FailureKind.HANG if metrics.completed == 0 else FailureKind.SLO_UNMEASURABLE

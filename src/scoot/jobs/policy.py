@@ -53,7 +53,7 @@ class Plan:
     complete: bool = False
     pause: str | None = None
     first: bool = False
-    """No trial yet: the default config goes first (the baseline)."""
+    """No run of the default config (the baseline) that did not end abandoned: it goes first."""
 
     @property
     def idle(self) -> bool:
@@ -102,7 +102,10 @@ def plan(
     want = min(facts.slots, facts.budget - done) - len(in_flight)
     if want <= 0:
         return Plan()
-    return Plan(suggest=want, pending=tuple(t.config for t in in_flight), first=not trials)
+    # The baseline runs first, and again if its only runs were abandoned (a pause --now, an
+    # invalid run): every report compares with it.
+    first = not any(t.is_default and t.state is not TrialState.ABANDONED for t in trials)
+    return Plan(suggest=want, pending=tuple(t.config for t in in_flight), first=first)
 
 
 def invalid_streak(trials: Sequence[TrialRow], since: float | None) -> int:
@@ -131,7 +134,7 @@ def best_trial(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> T
     if not done:
         return None
     rows = [[t.metrics.value(o) for o in objectives] for t in done if t.metrics]
-    default = next((t for t in done if t.source == "default"), None)
+    default = next((t for t in done if t.is_default), None)
     reference = (
         [default.metrics.value(o) for o in objectives] if default and default.metrics else None
     )

@@ -83,6 +83,9 @@ RETEST = "robustness "
 """Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)`` (a label; the seed and
 the winner are the ``retest_seed`` and ``retest_of`` columns)."""
 
+DEFAULT = "default"
+"""Source of the baseline trials: the engine's default config."""
+
 ADDED_COLUMNS = {
     "trials": (
         ("stop_requested", "INTEGER NOT NULL DEFAULT 0"),
@@ -150,6 +153,12 @@ class TrialRow:
     engine: ProcessRef = NO_PROCESS
     """The engine's process group (pid = pgid) and its start time, on ``runner``'s host."""
     abandon_cause: AbandonCause | None = None
+
+    @property
+    def is_default(self) -> bool:
+        """A run of the engine's default config, the baseline every result is compared with
+        (queued again, under the same label, when an earlier run of it was abandoned)."""
+        return self.source == DEFAULT
 
     @property
     def counts(self) -> bool:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from scoot.domain import Config, EventKind
-from scoot.jobs.store import Store, StoreError, TrialRow
+from scoot.jobs.store import DEFAULT, Store, StoreError, TrialRow
 from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
 from scoot.optim.sobo import ScootSOBO
@@ -38,14 +38,17 @@ def enqueue_trials(
     trials: Sequence[TrialRow],
     n: int,
     pending: Sequence[Config],
+    *,
+    first: bool | None = None,
 ) -> list[TrialRow]:
-    """Queue ``n`` new trials: the default first, then the optimizer's suggestions, none of
-    them a config already queued or running."""
+    """Queue ``n`` new trials: the default first when ``first`` (default: when there is no
+    trial yet), then the optimizer's suggestions, none of them a config already queued or
+    running."""
     default = space.default()
     added: list[TrialRow] = []
     pending = list(pending)
-    if not trials and default is not None:
-        added.append(store.add_trial(study_id, default, "default"))
+    if (not trials if first is None else first) and default is not None:
+        added.append(store.add_trial(study_id, default, DEFAULT))
         n -= 1
         pending.append(default)
         if n <= 0:

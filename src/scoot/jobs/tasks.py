@@ -31,7 +31,7 @@ from scoot.engine.launcher import ProcessRef
 from scoot.jobs import policy
 from scoot.jobs.evaluate import HEARTBEAT_S, Workload, build_workload, evaluate
 from scoot.jobs.locks import gpu_set_lock, study_mutex
-from scoot.jobs.store import Store, StoreError, TrialRow
+from scoot.jobs.store import DEFAULT, Store, StoreError, TrialRow
 from scoot.optim.protocol import Suggester
 from scoot.study import StudySpec
 
@@ -126,8 +126,19 @@ def run_trial(
                 _evaluate_or_stop(store, spec, claimed, gpu_set, site.log_dir(study.id))
             finally:
                 lock.release()
+            done = store.trial(trial_id)
+            if done.abandon_cause is AbandonCause.INVALID_RUN and done.retest is None:
+                # It measured the client, not the config: the config is owed a real run. It
+                # starts now unless this run is the one that pauses the study (then on resume).
+                retry = queue_retry(store, done, " (client behind)")
+                now = store.study_by_id(study.id)
+                step = policy.plan(
+                    now.state, facts_of(spec), store.trials(study.id), now.state_since
+                )
+                if step.pause is None:
+                    dispatch.run(retry.id)
             dispatch.advance(study.id)
-            return store.trial(trial_id)
+            return done
         raise Busy(f"trial {trial.number}: no free GPU set")
     finally:
         store.close()
@@ -213,7 +224,15 @@ def _advance_locked(
         make = suggester or (lambda s: default_suggester(s, space))
         try:
             new += enqueue_trials(
-                store, study_id, spec, space, make(spec), trials, step.suggest, step.pending
+                store,
+                study_id,
+                spec,
+                space,
+                make(spec),
+                trials,
+                step.suggest,
+                step.pending,
+                first=step.first,
             )
         except StoreError as exc:  # nothing left to try: say so once, do not spin
             if store.set_study_state(study_id, StudyState.PAUSED, only_from=(site.runs,)):
@@ -252,10 +271,16 @@ def recover(
             store.event(study_id, t.id, EventKind.RECOVERED, f"trial {t.number} was interrupted")
             out.append(t)
             if not t.stop_requested and t.retest is None:
-                retry = store.add_trial(study_id, t.config, f"retry of #{t.number}")
+                retry = queue_retry(store, t)
                 if dispatch is not None:
                     dispatch.run(retry.id)
     return out
+
+
+def queue_retry(store: Store, t: TrialRow, why: str = "") -> TrialRow:
+    """The same config again; a retry of the baseline is the baseline (same label)."""
+    source = DEFAULT if t.is_default else f"retry of #{t.number}{why}"
+    return store.add_trial(t.study_id, t.config, source)
 
 
 def _process_gone(t: TrialRow, now: float, stale_s: float) -> bool:

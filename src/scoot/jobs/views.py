@@ -134,7 +134,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
     if done:
         pts = np.array([to_minimize(p, spec.objectives) for _, p in points])
         front_ids = {done[i].id for i in np.flatnonzero(pareto_mask(pts))}
-    default = next((t for t in done if t.source == "default"), None)
+    default = next((t for t in done if t.is_default), None)
     trials = [TrialView(t, best is not None and t.id == best.id, t.id in front_ids) for t in rows]
     observed = [t for t in rows if t.observation() is not None]
     feasible = [t.state is TrialState.COMPLETED for t in observed]
