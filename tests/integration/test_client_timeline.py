@@ -9,7 +9,9 @@ import urllib.request
 import pytest
 
 from helpers import wait_for
+from scoot.domain import FailureKind, TrialState
 from scoot.engine.launcher import free_port
+from scoot.jobs.evaluate import judge
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
 from scoot.stress.traces import TraceRequest
@@ -77,3 +79,48 @@ def test_empty_first_chunk_usage_tokens_and_failures() -> None:
     m = compute(result.records, result.duration)
     assert (m.completed, m.failed, m.failures) == (1, 1, {"HTTP 500": 1})
     assert m.mean_tpot_ms == pytest.approx((ok.latency - ok.ttft) / 2 * 1e3)
+
+
+BROKEN_SERVER = """
+import asyncio, json, sys
+from aiohttp import web
+
+async def completions(request):
+    body = await request.json()
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    chunk = {"choices": [{"index": 0, "text": "a", "finish_reason": None}]}
+    await resp.write(b"data: " + json.dumps(chunk).encode() + b"\\n\\n")
+    if len(body["prompt"]) == 2:
+        await asyncio.sleep(3600)  # tokens came, then the engine stalled
+    await resp.write(b"data: {not json\\n\\n")  # a malformed chunk
+    return resp
+
+async def health(request):
+    return web.Response(text="")
+
+app = web.Application()
+app.router.add_post("/v1/completions", completions)
+app.router.add_get("/health", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def test_a_stalled_stream_is_a_hang_and_a_malformed_chunk_is_named() -> None:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", BROKEN_SERVER, str(port)])
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), 30, "the fake server")
+        reqs = [TraceRequest(2, 3), TraceRequest(3, 3)]
+        plan = StressPlan(f"http://127.0.0.1:{port}", "m", reqs, [0.0, 0.0], request_timeout_s=1.0)
+        result = run_stress_sync(plan)
+    finally:
+        server.kill()  # its stalled handler would hold a graceful shutdown for a minute
+        server.wait(5)
+    stalled, malformed = result.records
+    assert stalled.error.startswith("stalled: no token for 1 s"), stalled.error
+    assert malformed.error.startswith("malformed stream chunk: b'{not json'"), malformed.error
+    m = compute(result.records, result.duration)
+    state, kind, message = judge(m, None, True, 0.05, [stalled.error] * 3 + [malformed.error])
+    assert (state, kind) == (TrialState.FAILED, FailureKind.HANG)
+    assert message is not None and "stalled" in message

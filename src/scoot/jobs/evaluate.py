@@ -186,12 +186,17 @@ def judge(
             f"{metrics.lateness_p99_ms:.1f} ms > {max_lateness_ms:.0f} ms, achieved "
             f"{metrics.achieved_rate:.2f} req/s)",
         )
+    stalled = sum(e.startswith("stalled") for e in errors)
     if aborted:
         sample = "; ".join(sorted(set(errors))[:3])
-        return TrialState.FAILED, FailureKind.SLO_UNMEASURABLE, f"{aborted}: {sample}"
+        kind = FailureKind.HANG if 2 * stalled >= len(errors) > 0 else FailureKind.SLO_UNMEASURABLE
+        return TrialState.FAILED, kind, f"{aborted}: {sample}"
     if total and metrics.failed / total > max_failed_fraction:
         sample = "; ".join(sorted(set(errors))[:3])
-        kind = FailureKind.HANG if metrics.completed == 0 else FailureKind.SLO_UNMEASURABLE
+        # Streams that stopped mid-way with the engine alive are a hang; requests that only
+        # waited too long for a first token are a config too slow for the load.
+        hung = metrics.completed == 0 or 2 * stalled >= len(errors) > 0
+        kind = FailureKind.HANG if hung else FailureKind.SLO_UNMEASURABLE
         return (
             TrialState.FAILED,
             kind,

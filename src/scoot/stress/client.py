@@ -113,6 +113,8 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     stop.set()
                 except (aiohttp.ClientError, TimeoutError) as exc:
                     rec.error = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # whatever a broken server does, a reason is kept
+                    rec.error = f"{type(exc).__name__}: {exc}"[:300]
                 recent.append(rec.success)
                 if (
                     len(recent) == recent.maxlen
@@ -262,7 +264,19 @@ async def _send(
         buf = b""
         last = 0.0
         got_first = False
-        async for data in resp.content.iter_any():
+        chunks = resp.content.iter_any()
+        while True:
+            try:
+                data = await chunks.__anext__()
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                if not got_first:
+                    raise
+                # Tokens came, then none for a whole read timeout: the engine stalled (hang),
+                # unlike a request that waited in a long queue for its first token.
+                rec.error = f"stalled: no token for {_read_timeout(session)} s mid-stream"
+                return
             buf += data
             while b"\n\n" in buf:
                 message, buf = buf.split(b"\n\n", 1)
@@ -272,7 +286,14 @@ async def _send(
                 body = message[5:].strip()
                 if body == b"[DONE]":
                     continue
-                obj = json.loads(body)
+                try:
+                    obj = json.loads(body)
+                except ValueError:
+                    rec.error = f"malformed stream chunk: {body[:80]!r}"
+                    return
+                if not isinstance(obj, dict):
+                    rec.error = f"malformed stream chunk: {body[:80]!r}"
+                    return
                 if obj.get("choices"):
                     ts = time.perf_counter()
                     if not got_first:
@@ -292,6 +313,11 @@ async def _send(
         if rec.output_tokens == 0:
             rec.output_tokens = len(rec.itl) + 1  # no usage: count chunks, as vLLM falls back
         rec.success = True
+
+
+def _read_timeout(session: aiohttp.ClientSession) -> str:
+    read = session.timeout.sock_read
+    return f"{read:g}" if read is not None else "?"
 
 
 def run_stress_sync(plan: StressPlan) -> StressResult:
