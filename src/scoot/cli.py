@@ -180,10 +180,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--trial", type=int, help="trial number (default: the best)")
     e.add_argument(
         "--format",
-        choices=("vllm", "yaml", "docker", "sglang", "k8s", "json"),
-        default="vllm",
-        help="vllm serve command, its --config YAML, docker run, SGLang command, Kubernetes "
-        "container args, or JSON",
+        choices=("vllm", "yaml", "docker", "sglang", "command", "k8s", "json"),
+        default=None,
+        help="vllm serve command, its --config YAML, docker run, SGLang command, the study's "
+        "own command, Kubernetes container args, or JSON (default: the engine's launch line)",
     )
     e.set_defaults(func=cmd_export)
     return p
@@ -506,17 +506,34 @@ def cmd_export(ns: argparse.Namespace) -> int:
         "yaml": "config YAML",
         "docker": "docker run",
         "sglang": "sglang",
+        "command": "command",
         "k8s": "k8s args",
         "json": "JSON",
     }
     engine = spec["engine"]
-    made = exports_for(engine["kind"], engine["model"], engine["args"], trial.config.as_dict())
-    if formats[ns.format] not in made:
+    env = [(k, v) for k, v in engine["env"]]
+    made = exports_for(
+        engine["kind"],
+        engine["model"],
+        engine["args"],
+        trial.config.as_dict(),
+        env,
+        engine["command"],
+    )
+    chosen = ns.format or next(k for k, v in formats.items() if v in made)  # the kind's own
+    if formats[chosen] not in made:
         raise StoreError(
-            f"--format {ns.format} does not apply to a {engine['kind']} study; "
+            f"--format {chosen} does not apply to a {engine['kind']} study; "
             f"use one of {', '.join(k for k, v in formats.items() if v in made)}"
         )
-    print(made[formats[ns.format]][1], end="")
+    if trial.state is not TrialState.COMPLETED:
+        why = f" ({trial.failure_kind.value})" if trial.failure_kind else ""
+        print(
+            f"scoot: warning: trial {trial.number} {trial.state.value}{why}: this config was "
+            "not measured serving the trace",
+            file=sys.stderr,
+        )
+    print(made[formats[chosen]][1], end="")
     return 0
 
 
@@ -592,7 +609,7 @@ def report(store: Store, study: StudyRow) -> None:
     """Print the study's trials and its best configuration as a ``vllm serve`` command."""
     from rich.table import Table
 
-    from scoot.engine.exporters import vllm_serve_command
+    from scoot.engine.exporters import launch_command
     from scoot.jobs.policy import best_trial, robust_slo
 
     study = store.study_by_id(study.id)  # its state now, not when it was opened
@@ -649,8 +666,14 @@ def report(store: Store, study: StudyRow) -> None:
         runs, values = slo
         shown = "; ".join(f"{o.value} {v:.4g}" for o, v in zip(objectives, values, strict=True))
         out().print(f"SLO of the best, worst case over {runs} arrival orders: {shown}")
-    command = vllm_serve_command(
-        spec["engine"]["model"], spec["engine"]["args"], best.config.as_dict()
+    engine = spec["engine"]
+    command = launch_command(
+        engine["kind"],
+        engine["command"],
+        engine["model"],
+        engine["args"],
+        best.config.as_dict(),
+        [(k, v) for k, v in engine["env"]],
     )
     out().print(f"best configuration (trial {best.number}), ready to run:")
     print(command)

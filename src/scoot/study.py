@@ -211,7 +211,12 @@ class _Reader:
         value = self.table[key]
         kinds = kind if isinstance(kind, tuple) else (kind,)
         # TOML ints are fine where floats are expected; bools are never numbers.
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+        if (
+            float in kinds
+            and int not in kinds
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+        ):
             value = float(value)
         if isinstance(value, bool) and bool not in kinds:
             raise self.fail(key, f"expected {_names(kinds)}, got a boolean")
@@ -735,7 +740,7 @@ def _param(name: str, r: _Reader) -> ParamSpec:
 
 def fixed_flag_values(args: tuple[str, ...]) -> dict[str, Value]:
     """Values of fixed ``--flag value`` pairs, so constraints may refer to them."""
-    return dict(parse_flags(args))
+    return {k: v for k, v in parse_flags(args) if k and not isinstance(v, list)}
 
 
 def _canonical(value: object) -> object:

@@ -72,3 +72,44 @@ def test_every_export_of_a_kind_is_offered() -> None:
         "vllm serve", "config YAML", "docker run", "k8s args", "JSON",
     }  # fmt: skip
     assert set(exports_for("sglang", "m", [], CONFIG)) == {"sglang", "k8s args", "JSON"}
+
+
+def test_yaml_keeps_aliases_multi_values_and_words() -> None:
+    fixed = ["-tp", "2", "--cuda-graph-sizes", "1", "2", "4", "--kv-cache-dtype", "fp8"]
+    doc = yaml.safe_load(vllm_config_yaml("m", fixed, {"block_size": 16}))
+    assert doc["tensor-parallel-size"] == 2
+    assert doc["cuda-graph-sizes"] == [1, 2, 4]
+    assert doc["kv-cache-dtype"] == "fp8"
+    assert doc["block-size"] == 16 and isinstance(doc["block-size"], int)
+    assert dict(parse_flags(["--offset", "-1"])) == {"offset": -1}  # a negative is a value
+
+
+def test_every_export_carries_the_engine_environment() -> None:
+    from scoot.engine.exporters import exports_for
+
+    env = [("VLLM_CPU_KVCACHE_SPACE", "4"), ("OMP_NUM_THREADS", "2")]
+    made = exports_for("vllm", "m", FIXED, CONFIG, env)
+    serve = made["vllm serve"][1]
+    assert serve.startswith("VLLM_CPU_KVCACHE_SPACE=4 OMP_NUM_THREADS=2 vllm serve m")
+    assert "-e VLLM_CPU_KVCACHE_SPACE=4" in made["docker run"][1]
+    assert "-p 127.0.0.1:8000:8000" in made["docker run"][1]  # loopback unless told
+    k8s = yaml.safe_load(made["k8s args"][1])
+    assert {"name": "OMP_NUM_THREADS", "value": "2"} in k8s["env"]
+    assert json.loads(made["JSON"][1])["env"] == dict(env)
+    assert "OMP_NUM_THREADS=2" in made["config YAML"][1].splitlines()[0]
+
+
+def test_the_launch_line_is_the_engines_own() -> None:
+    from scoot.engine.exporters import exports_for, launch_command
+
+    cfg = {"max_running_requests": 64}
+    assert launch_command("sglang", (), "m", [], cfg).startswith("python3 -m sglang.launch_server")
+    mine = ("/opt/serve", "--model", "{model}", "--port", "{port}")
+    line = launch_command("command", mine, "m", ["--seed", "1"], {"max_num_seqs": 8})
+    want = ["/opt/serve", "--model", "m", "--port", "8000", "--seed", "1", "--max-num-seqs", "8"]
+    assert shlex.split(line) == want
+    assert set(exports_for("command", "m", [], {}, command=mine)) == {
+        "command",
+        "k8s args",
+        "JSON",
+    }

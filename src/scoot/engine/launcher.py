@@ -52,27 +52,61 @@ def flags_for(config: Mapping[str, Value], kind: str = "vllm") -> list[str]:
     return out
 
 
-def parse_flags(args: Sequence[str]) -> list[tuple[str, Value]]:
+SHORT_FLAGS = {
+    "-q": "quantization",
+    "-tp": "tensor_parallel_size",
+    "-pp": "pipeline_parallel_size",
+    "-dp": "data_parallel_size",
+    "-dcp": "decode_context_parallel_size",
+    "-pcp": "prefill_context_parallel_size",
+    "-ep": "enable_expert_parallel",
+    "-sc": "speculative_config",
+    "-cc": "compilation_config",
+    "-ac": "attention_config",
+}
+"""vLLM 0.32's one-dash aliases of the flags worth tuning or fixing (its parser's own)."""
+
+
+def parse_flags(args: Sequence[str]) -> list[tuple[str, Value | list[Value]]]:
     """The inverse of :func:`flags_for`: ``--name value``, ``--name=value``, ``--name`` and
-    ``--no-name`` to ``(name, value)`` with underscores; numbers parsed, other words kept."""
-    out: list[tuple[str, Value]] = []
+    ``--no-name`` to ``(name, value)`` with underscores; numbers parsed, other words kept; the
+    one-dash aliases (``-tp 2``) by their long name; several values after one flag
+    (``--cuda-graph-sizes 1 2 4``) as a list. A word that is not a flag and follows none is
+    kept as ``("", word)`` rather than dropped."""
+    out: list[tuple[str, Value | list[Value]]] = []
     i = 0
     while i < len(args):
         arg = args[i]
-        if arg.startswith("--"):
-            name = arg[2:].replace("-", "_")
-            if "=" in name:
-                name, raw = name.split("=", 1)
-                out.append((name, number_or_word(raw)))
-            elif i + 1 < len(args) and not args[i + 1].startswith("--"):
-                out.append((name, number_or_word(args[i + 1])))
-                i += 1
-            elif name.startswith("no_"):
-                out.append((name[3:], False))
-            else:
-                out.append((name, True))
         i += 1
+        if arg in SHORT_FLAGS:
+            name = SHORT_FLAGS[arg]
+        elif arg.startswith("--"):
+            name = arg[2:].replace("-", "_")
+        else:
+            out.append(("", number_or_word(arg)))
+            continue
+        if "=" in name:
+            name, raw = name.split("=", 1)
+            out.append((name, number_or_word(raw)))
+            continue
+        values: list[Value] = []
+        while i < len(args) and not _is_flag(args[i]):
+            values.append(number_or_word(args[i]))
+            i += 1
+        if len(values) > 1:
+            out.append((name, values))
+        elif values:
+            out.append((name, values[0]))
+        elif name.startswith("no_"):
+            out.append((name[3:], False))
+        else:
+            out.append((name, True))
     return out
+
+
+def _is_flag(word: str) -> bool:
+    """``--x`` or a one-dash alias; ``-1`` and ``-0.5`` are values."""
+    return word.startswith("--") or word in SHORT_FLAGS
 
 
 def number_or_word(raw: str) -> Value:

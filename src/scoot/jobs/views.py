@@ -236,9 +236,8 @@ def objective_label(o: Objective) -> str:
 
 def exports(trial: TrialRow, spec: StudySpec) -> dict[str, tuple[str, str]]:
     """Every deployable form of a trial's config: ``{label: (file suffix, text)}``."""
-    return exports_for(
-        spec.engine.kind, spec.engine.model, spec.engine.args, trial.config.as_dict()
-    )
+    e = spec.engine
+    return exports_for(e.kind, e.model, e.args, trial.config.as_dict(), e.env, e.command)
 
 
 def write_exports(trial: TrialRow, spec: StudySpec, folder: Path) -> list[Path]:
