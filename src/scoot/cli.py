@@ -219,9 +219,12 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
     from scoot.jobs.foreground import Progress as StudyProgress
     from scoot.jobs.foreground import run_foreground
     from scoot.stress.formats import read_trace
+    from scoot.study import warnings_of
 
     read_trace(spec.trace.file)  # a broken trace stops here, before any engine starts
     _preflight(spec)  # so do flags the engine's own parser refuses
+    for warning in warnings_of(spec):
+        print(f"scoot: warning: {warning}", file=sys.stderr)
     root = data_dir(ns.data_dir)
     store = Store(root / "scoot.db")
     try:

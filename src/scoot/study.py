@@ -247,6 +247,21 @@ def _names(kinds: tuple[type, ...]) -> str:
     return " or ".join(k.__name__ for k in kinds)
 
 
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def warnings_of(spec: StudySpec) -> list[str]:
+    """What a valid study does that an operator should know before it starts."""
+    out = []
+    host = fixed_flag_values(spec.engine.args).get("host")
+    if host is not None and str(host) not in LOOPBACK:
+        out.append(
+            f"{spec.source}: [engine] args bind the engine to --host {host}: every launch "
+            "listens beyond this machine (SCOOT binds 127.0.0.1 unless a study says so)"
+        )
+    return out
+
+
 def devices_of(gpu_set: str) -> str:
     """The CUDA devices of a GPU set: ``"0,1"``, or ``"node2:0,1"`` for a set on the machine
     whose worker advertises it (``scoot worker --gpu-sets node2:0,1``)."""

@@ -41,3 +41,8 @@ def test_flag_style_follows_the_family() -> None:
     assert flags_for({"enable_x": False}, "sglang") == []
     assert kind_of("sglang").model_flag == "--model-path"
     assert kind_of("unknown").name == "command"
+
+
+def test_docker_publishes_the_engine_on_loopback_only() -> None:
+    docker = build_argv("docker-vllm", (), FIELDS, [], {})
+    assert docker[docker.index("-p") + 1] == "127.0.0.1:8000:8000"

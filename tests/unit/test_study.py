@@ -234,3 +234,15 @@ def test_the_vllm_cpu_profile_brings_its_flags_env_and_constraints(
     assert spec.engine.args[:2] == ("--dtype", "float32")
     assert dict(spec.engine.env)["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert any(c.expr == "block_size % 32 == 0" for c in spec.constraints)
+
+
+def test_a_study_binding_beyond_loopback_is_warned_of(make_study: Callable[..., Path]) -> None:
+    from scoot.study import warnings_of
+
+    assert warnings_of(load_study(make_study())) == []
+    path = make_study(name="open")
+    path.write_text(
+        path.read_text().replace('"--max-model-len"', '"--host", "0.0.0.0", "--max-model-len"')
+    )
+    (warning,) = warnings_of(load_study(path))
+    assert "--host 0.0.0.0" in warning and str(path) in warning

@@ -54,7 +54,7 @@ _SERVE = ("--host", "{host}", "--port", "{port}")
 _GPU = ("--gpu", "{gpu}")
 _DOCKER_VLLM = (
     "docker", "run", "--rm", "--gpus", '"device={gpus}"', "--ipc=host",
-    "-p", "{port}:{port}", "-v", "{hf_cache}:/root/.cache/huggingface",
+    "-p", "127.0.0.1:{port}:{port}", "-v", "{hf_cache}:/root/.cache/huggingface",
     VLLM_IMAGE, "--model", "{model}", "--host", "0.0.0.0", "--port", "{port}",
 )  # fmt: skip
 
@@ -78,7 +78,8 @@ KINDS: dict[str, EngineKind] = {
             parser_check=True,
         ),
         # The official image: the GPU set goes to --gpus (CUDA_VISIBLE_DEVICES does not cross
-        # into a container), the operator's model cache is mounted, the port is the host's.
+        # into a container), the operator's model cache is mounted, the port is the host's,
+        # published on loopback only.
         EngineKind("docker-vllm", _DOCKER_VLLM, "vllm-0.32", "vllm"),
         # The operator's own argv (``[engine] command``), speaking vLLM's flags.
         EngineKind("command", (), "", "vllm"),
