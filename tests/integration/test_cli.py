@@ -152,3 +152,12 @@ def test_a_trial_that_cannot_be_built_pauses_the_study_once(
     assert "error: trial 0 could not run" in status.stdout
     assert "unknown placeholder" in status.stdout
     assert status.stdout.count("abandoned (error)") == 1
+
+
+def test_a_corrupt_store_is_one_error_line(scoot_home: Path) -> None:
+    scoot_home.mkdir(parents=True, exist_ok=True)
+    (scoot_home / "scoot.db").write_bytes(b"this is not a database" * 100)
+    for args in (("study", "list"), ("tui",)):
+        out = run(*args)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.startswith(f"scoot: error: {scoot_home / 'scoot.db'}: not a SCOOT store")

@@ -79,6 +79,9 @@ CREATE TABLE IF NOT EXISTS events (
 """
 
 
+BUSY_S = 30.0
+"""How long a connection waits for another writer before giving up."""
+
 RETEST = "robustness "
 """Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)`` (a label; the seed and
 the winner are the ``retest_seed`` and ``retest_of`` columns)."""
@@ -183,12 +186,32 @@ class Store:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.conn = sqlite3.connect(self.path, timeout=BUSY_S, isolation_level=None)
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
-        self.conn.execute("PRAGMA synchronous=NORMAL")
-        self.conn.executescript(SCHEMA)
-        self._migrate()
+        try:
+            self._wal()
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.executescript(SCHEMA)
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self.conn.close()
+            raise StoreError(f"{self.path}: not a SCOOT store SQLite can read ({exc})") from None
+
+    def _wal(self) -> None:
+        """WAL mode, once per file. Switching takes an exclusive lock that SQLite's busy
+        timeout does not wait for: two processes creating one store at once (two ``scoot
+        tune`` started together) retry until the other is done."""
+        end = time.monotonic() + BUSY_S
+        while True:
+            try:
+                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
+                if mode != "wal":
+                    self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > end:
+                    raise
+                time.sleep(0.05)
 
     def _migrate(self) -> None:
         """Bring a store written by an older SCOOT up to this schema, keeping every row (a

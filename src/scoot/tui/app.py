@@ -82,8 +82,11 @@ def load_keymap(path: Path) -> dict[str, str]:
 
 
 def run_tui(data_dir: Path, queue_url: str | None = None) -> None:
-    """Run the app; a bad keymap file stops it before the screen is taken over."""
+    """Run the app; a bad keymap file or an unreadable store stops it (an error naming the
+    file) before the screen is taken over."""
     app = ScootApp(data_dir, queue_url=queue_url)
     if app.keymap_path.exists():
         load_keymap(app.keymap_path)
+    if app.store_path.exists():
+        app.open_store().close()
     app.run()
