@@ -93,6 +93,10 @@ def trial_rows(db: Path) -> list[sqlite3.Row]:
     conn.row_factory = sqlite3.Row
     try:
         return conn.execute("SELECT * FROM trials ORDER BY number").fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):
+            return []  # the store file exists, its schema is being written
+        raise
     finally:
         conn.close()
 

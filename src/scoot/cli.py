@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -83,8 +84,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"scoot: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("scoot: interrupted; run the same command again to continue", file=sys.stderr)
+        print(
+            "scoot: interrupted; run the same command again to continue (a study's running "
+            "trials were abandoned, never counted, and queued again)",
+            file=sys.stderr,
+        )
         return 130
+    except OSError as exc:  # a file the command was told to read or write
+        print(f"scoot: error: {exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -221,6 +229,10 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
     from scoot.stress.formats import read_trace
     from scoot.study import warnings_of
 
+    # A stop (SIGTERM) or a dropped session (SIGHUP) ends a foreground run as Ctrl-C does:
+    # running trials abandoned and queued again, their engines stopped, nothing left behind.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _interrupt)
     read_trace(spec.trace.file)  # a broken trace stops here, before any engine starts
     _preflight(spec)  # so do flags the engine's own parser refuses
     for warning in warnings_of(spec):
@@ -279,10 +291,24 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
     finally:
         store.close()
     if state is StudyState.COMPLETED:
-        return 0
+        return 0 if any_completed(root, study.id) else 1  # every config failed: not a success
     # Paused or cancelled while it ran (by the operator, or the policy): say why, exit 2.
     why = store_last_event(root, study.id)
     raise StoreError(f"study '{spec.name}' is {state}: {why}")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def any_completed(root: Path, study_id: int) -> bool:
+    store = Store(root / "scoot.db")
+    try:
+        return any(
+            t.state is TrialState.COMPLETED and t.retest is None for t in store.trials(study_id)
+        )
+    finally:
+        store.close()
 
 
 def store_last_event(root: Path, study_id: int) -> str:
@@ -651,7 +677,10 @@ def report(store: Store, study: StudyRow) -> None:
     for line in store.notable_events(study.id):
         out().print(line, markup=False, highlight=False)
     if best is None:
-        out().print("no completed trial yet")
+        done = study.state is StudyState.COMPLETED
+        out().print(
+            "no configuration completed its stress test" if done else "no completed trial yet"
+        )
         return
     default = next(
         (t for t in trials if t.is_default and t.state is TrialState.COMPLETED and t.metrics),

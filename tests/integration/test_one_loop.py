@@ -4,6 +4,7 @@ locks with other runs, and workers pause a study whose client falls behind, as t
 
 from __future__ import annotations
 
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from helpers import counted, overlaps, study_state, trial_rows, wait_for, worker
+from helpers import counted, engine_pids, overlaps, study_state, trial_rows, wait_for, worker
 
 SCOOT = [sys.executable, "-m", "scoot"]
 
@@ -43,8 +44,12 @@ def event_times(db: Path, kind: str) -> list[float]:
         conn.close()
 
 
+def running_rows(db: Path) -> list[sqlite3.Row]:
+    return [t for t in trial_rows(db) if t["state"] == "running"]
+
+
 def running(db: Path) -> list[int]:
-    return [t["number"] for t in trial_rows(db) if t["state"] == "running"]
+    return [t["number"] for t in running_rows(db)]
 
 
 def test_a_foreground_run_obeys_pause_then_resume_here(
@@ -124,3 +129,37 @@ def test_workers_pause_a_study_whose_client_falls_behind(
     assert len(queued) == 1 and queued[0]["config_json"] == invalid[-1]["config_json"]
     status = scoot("study", "status", "slow")
     assert "fell behind its schedule in 3 runs in a row" in status.stdout
+
+
+def test_sigterm_leaves_nothing_running_and_nothing_to_recover(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    """A stopped foreground run abandons its trial at once (never counted), queues it again
+    and stops its engine: no engine process is left, and the store holds no running trial."""
+    study = make_study(name="term", budget=4, duration=4.0)
+    db = scoot_home / "scoot.db"
+    with tune(str(study)) as fg:
+        wait_for(lambda: any(t["engine_pgid"] for t in running_rows(db)), 60, "an engine")
+        victim = running(db)[0]
+        fg.send_signal(signal.SIGTERM)
+        _, err = fg.communicate(timeout=60)
+        assert fg.returncode == 130, err
+    rows = trial_rows(db)
+    assert rows[victim]["state"] == "abandoned"
+    assert rows[victim]["abandon_cause"] == "interrupted"
+    assert not [t for t in rows if t["state"] == "running"]
+    assert [t["config_json"] for t in rows if t["state"] == "queued"] == [
+        rows[victim]["config_json"]
+    ]
+    assert engine_pids(scoot_home) == []
+
+
+def test_a_study_where_every_config_failed_is_not_a_success(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    path = make_study(name="allfail", budget=2)
+    # No KV cache fits a million-token context: every launch fails at start-up.
+    path.write_text(path.read_text().replace('"4096"', '"1000000"'))
+    out = scoot("tune", str(path))
+    assert out.returncode == 1, out.stderr
+    assert "no configuration completed its stress test" in out.stdout

@@ -2,9 +2,10 @@
 
 An engine is always a subprocess started from an argv list (never a shell string), in its own
 process group so that stopping it stops everything it spawned, with ``CUDA_VISIBLE_DEVICES``
-set to its GPU set and its output captured to a log file per trial. Where the platform allows,
-the kernel kills the engine if the process that launched it dies (``PR_SET_PDEATHSIG``), so a
-killed tuner does not leave a GPU busy; the store's recovery kills the recorded group as well.
+set to its GPU set and its output captured to a log file per trial. The group's leader is the
+reaper (:mod:`scoot.engine.reaper`), which the kernel signals when the thread that launched it
+dies (``PR_SET_PDEATHSIG``), even by SIGKILL, and which then stops every process of the engine,
+grandchildren included; the store's recovery stops a recorded group as well.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -142,10 +144,15 @@ def free_port() -> int:
 
 
 def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to SIGKILL us when the launcher dies."""
+    """In the child, before exec: ask Linux to SIGTERM it when the launching thread dies;
+    the reaper (:mod:`scoot.engine.reaper`) then stops the engine's whole group."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+REAPER = (sys.executable, "-m", "scoot.engine.reaper", "--")
+"""Every engine runs under the reaper: nothing it starts outlives it or the tuner."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +190,7 @@ class EngineProcess:
         self.started = time.monotonic()
         try:
             self.proc = subprocess.Popen(
-                self.argv,
+                [*REAPER, *self.argv],
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,

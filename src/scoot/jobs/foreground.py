@@ -132,27 +132,33 @@ class _Executor:
         for s in slots:
             s.start()
         try:
-            while True:
-                self.dispatch_queued()
-                self.advance(self.study_id)
-                self.inbox.join()
-                if self.errors:
-                    raise self.errors[0]
-                row = self.store.study_by_id(self.study_id)
-                if row.state is not StudyState.ACTIVE:
-                    return row.state
-                trials = self.store.trials(self.study_id)
-                if any(t.state is TrialState.RUNNING for t in trials):
-                    self.stop.wait(ELSEWHERE_POLL_S)  # run by another process; wait for it
-                    continue
-                if not any(t.state is TrialState.QUEUED for t in trials):
-                    step = policy.plan(
-                        row.state, tasks.facts_of(self.spec), trials, row.state_since
-                    )
-                    if step.idle:
-                        raise StoreError(f"study '{row.name}' has nothing left to run")
+            return self.loop()
+        except (KeyboardInterrupt, SystemExit):
+            # Ctrl-C, SIGTERM, SIGHUP: leave nothing running and nothing to recover.
+            tasks.abandon_mine(self.store, self.study_id, "interrupted: scoot tune was stopped")
+            raise
         finally:
             self.stop.set()
+
+    def loop(self) -> StudyState:
+        """Dispatch, let the slots drain the inbox, look at the study; until it is not ours."""
+        while True:
+            self.dispatch_queued()
+            self.advance(self.study_id)
+            self.inbox.join()
+            if self.errors:
+                raise self.errors[0]
+            row = self.store.study_by_id(self.study_id)
+            if row.state is not StudyState.ACTIVE:
+                return row.state
+            trials = self.store.trials(self.study_id)
+            if any(t.state is TrialState.RUNNING for t in trials):
+                self.stop.wait(ELSEWHERE_POLL_S)  # run by another process; wait for it
+                continue
+            if not any(t.state is TrialState.QUEUED for t in trials):
+                step = policy.plan(row.state, tasks.facts_of(self.spec), trials, row.state_since)
+                if step.idle:
+                    raise StoreError(f"study '{row.name}' has nothing left to run")
 
     def dispatch_queued(self) -> None:
         for t in self.store.trials(self.study_id):

@@ -152,6 +152,8 @@ def _evaluate_or_stop(
     abandoned, and the study pauses once with the reason, instead of retrying forever."""
     try:
         evaluate(store, spec, trial, gpu_set, workload_of(spec, trial), log_dir)
+    except StoreError:
+        raise  # the trial was settled elsewhere (an interrupted run abandoned it): not the study's
     except Exception as exc:
         message = f"trial {trial.number} could not run: {exc}"[:1000]
         with contextlib.suppress(StoreError):
@@ -274,6 +276,29 @@ def recover(
                 retry = queue_retry(store, t)
                 if dispatch is not None:
                     dispatch.run(retry.id)
+    return out
+
+
+def abandon_mine(
+    store: Store, study_id: int, why: str, dispatch: Dispatch | None = None
+) -> list[int]:
+    """This process is stopping (Ctrl-C, SIGTERM, SIGHUP): its running trials are abandoned
+    now (never counted), queued again, and their engines stopped, so nothing is left running
+    and the next run starts clean. Returns the trial numbers abandoned."""
+    me = os.getpid()
+    out = []
+    for t in store.trials(study_id):
+        if t.state is not TrialState.RUNNING or not t.runner.local() or t.runner.pid != me:
+            continue
+        with contextlib.suppress(StoreError):
+            store.finish(t.id, TrialState.ABANDONED, message=why, cause=AbandonCause.INTERRUPTED)
+            store.event(study_id, t.id, EventKind.RECOVERED, f"trial {t.number}: {why}")
+            out.append(t.number)
+            if not t.stop_requested and t.retest is None:
+                retry = queue_retry(store, t)
+                if dispatch is not None:
+                    dispatch.run(retry.id)
+        t.engine.stop_group(grace=5.0)
     return out
 
 
