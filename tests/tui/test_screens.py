@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from textual import events
 from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
@@ -15,6 +16,7 @@ from scoot.domain import EventKind, StudyState
 from scoot.jobs.store import Store
 from scoot.jobs.worker import Queue
 from scoot.tui.app import ScootApp
+from scoot.tui.screens.confirm import ConfirmScreen
 from scoot.tui.screens.export import ExportScreen
 from scoot.tui.screens.new_study import NewStudyScreen
 from scoot.tui.screens.studies import StudiesScreen
@@ -117,7 +119,11 @@ async def test_study_screen_trials_plot_panels_and_trial(data_dir: Path) -> None
         texts = [t.text for t in app.screen.query(TextArea)]
         assert any("vllm serve llama-3.1-8b" in t for t in texts)
         assert any("docker run" in t for t in texts)
-        assert len(list((data_dir / "exports").iterdir())) == 5  # vllm, yaml, docker, k8s, json
+        assert not (data_dir / "exports").exists()  # opening writes nothing
+        await pilot.press("w")
+        exports = data_dir / "exports"
+        await until(pilot, lambda: exports.exists() and len(list(exports.iterdir())) == 5, "w")
+        # vllm, yaml, docker, k8s, json
 
 
 async def test_feasibility_tab_shows_recent_notable_events(data_dir: Path) -> None:
@@ -159,6 +165,13 @@ async def test_pause_and_resume_from_the_studies_screen(data_dir: Path) -> None:
         await until(pilot, lambda: "resumed" in message(app.screen), "the resume message")
         assert state_cell(app) == "running"
         await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, StudiesScreen), "the answer")
+        assert state_cell(app) == "running"  # no: nothing happened
+        await pilot.press("c")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen), "the question")
+        await pilot.press("y")
         await until(pilot, lambda: state_cell(app) == "cancelled", "the cancelled state")
     store = Store(data_dir / "scoot.db")
     assert store.studies()[0].state is StudyState.CANCELLED
@@ -221,3 +234,26 @@ def test_a_bad_keymap_file_is_named(tmp_path: Path) -> None:
     bad.write_text('"studies.pause" = 3\n')
     with pytest.raises(ValueError, match=f"{bad}: key 'studies.pause'"):
         load_keymap(bad)
+
+
+async def test_keys_typed_ahead_after_slash_never_pause_or_cancel(data_dir: Path) -> None:
+    """Over a slow link `/ p c` arrive together: the box takes the focus at once, so they
+    never pause or cancel the study."""
+    store = Store(data_dir / "scoot.db")
+    study_id = store.studies()[0].id
+    store.set_study_state(study_id, StudyState.RUNNING)
+    store.close()
+    app = ScootApp(data_dir, refresh_s=0.2)
+    async with app.run_test(size=(120, 36)) as pilot:
+        screen = await open_study(pilot, app)
+        # All three queued before the app handles the first, as a burst from the terminal.
+        for key, char in (("slash", "/"), ("p", "p"), ("c", "c")):
+            burst = events.Key(key, char)
+            burst.set_sender(app)
+            app._driver.send_message(burst)  # as Pilot does, without waiting between keys
+        box = screen.query_one("#filter", Input)
+        await until(pilot, lambda: app.focused is box, "the filter box's focus")
+        assert isinstance(app.screen, StudyScreen)  # `c` asked nothing: it never reached it
+    store = Store(data_dir / "scoot.db")
+    assert store.study_by_id(study_id).state is StudyState.RUNNING
+    store.close()

@@ -7,6 +7,12 @@ from scoot.jobs import control
 from scoot.jobs.store import StoreError
 from scoot.tui.context import Context
 
+CONFIRM = {
+    "cancel": "Cancel study {name}? Running trials are stopped; every result is kept.",
+    "pause-now": "Pause study {name} now? Running trials are stopped and abandoned.",
+}
+"""Commands that stop engines ask first."""
+
 
 def run_command(ctx: Context, study_id: int, name: str, verb: str) -> str:
     """Pause, pause now, resume or cancel through :mod:`scoot.jobs.control`."""

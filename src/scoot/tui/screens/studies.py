@@ -12,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static
 
 from scoot.jobs.views import StudySummary, load_studies
-from scoot.tui.commands import run_command
+from scoot.tui.commands import CONFIRM, run_command
 from scoot.tui.context import Context, context
 
 COLUMNS = ("study", "objectives", "engine", "GPU sets", "state", "done", "failed", "best")
@@ -131,8 +131,18 @@ class StudiesScreen(Screen[None]):
 
     def command(self, verb: str) -> None:
         s = self.selected()
-        if s is not None:
-            self.send(s.id, s.name, verb)
+        if s is None:
+            return
+        if verb in CONFIRM:
+            from scoot.tui.screens.confirm import ConfirmScreen
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.send(s.id, s.name, verb)
+
+            self.app.push_screen(ConfirmScreen(CONFIRM[verb].format(name=s.name)), answered)
+            return
+        self.send(s.id, s.name, verb)
 
     @work(thread=True, group="command")
     def send(self, study_id: int, name: str, verb: str) -> None:

@@ -18,7 +18,7 @@ from scoot.jobs.views import (
     metric_cells,
     value_text,
 )
-from scoot.tui.commands import run_command
+from scoot.tui.commands import CONFIRM, run_command
 from scoot.tui.context import Context, context
 from scoot.tui.widgets.panels import FeasibilityPanel, GpuPanel, ObjectivePlot
 
@@ -31,7 +31,7 @@ class StudyScreen(Screen[None]):
         Binding("enter", "open", "Trial", id="study.open", show=False),
         Binding("s", "sort", "Sort", id="study.sort"),
         Binding("slash", "filter", "Filter", id="study.filter"),
-        Binding("e", "export", "Export", id="study.export"),
+        Binding("e", "export", "Export best", id="study.export"),
         Binding("p", "pause", "Pause", id="study.pause"),
         Binding("P", "pause_now", "Pause now", id="study.pause_now", show=False),
         Binding("r", "resume", "Resume", id="study.resume"),
@@ -186,9 +186,11 @@ class StudyScreen(Screen[None]):
             self.fill_table(self.view)
 
     def action_filter(self) -> None:
+        """Open the filter box and focus it at once: keys typed right after ``/`` go into the
+        box, not to the screen's bindings (``p`` would pause the study)."""
         box = self.query_one("#filter", Input)
         box.display = True
-        box.focus()
+        self.set_focus(box)
 
     def action_tab(self, tab: str) -> None:
         """Show a tab and focus its content (a focused widget in a hidden tab would pull the
@@ -203,13 +205,14 @@ class StudyScreen(Screen[None]):
         self.query_one(target).focus()
 
     def action_export(self) -> None:
+        """The best configuration (a trial's own is exported from its screen)."""
         from scoot.tui.screens.export import ExportScreen
 
         if self.view is None:
             return
-        chosen = self.selected() or self.view.best
+        chosen = self.view.best
         if chosen is None:
-            self.say("no trial to export yet")
+            self.say("no completed trial to export yet (open a trial to export its config)")
             return
         self.app.push_screen(ExportScreen(chosen.row, self.view.spec, self.scoot.data_dir))
 
@@ -228,8 +231,21 @@ class StudyScreen(Screen[None]):
     def action_cancel(self) -> None:
         self.command("cancel")
 
-    @work(thread=True, group="command")
     def command(self, verb: str) -> None:
+        if verb in CONFIRM:
+            from scoot.tui.screens.confirm import ConfirmScreen
+
+            def answered(yes: bool | None) -> None:
+                if yes:
+                    self.send(verb)
+
+            question = CONFIRM[verb].format(name=self.study_name)
+            self.app.push_screen(ConfirmScreen(question), answered)
+            return
+        self.send(verb)
+
+    @work(thread=True, group="command")
+    def send(self, verb: str) -> None:
         """Store writes and queue dispatches off the event loop; the message comes back."""
         message = run_command(self.scoot, self.study_id, self.study_name, verb)
         self.app.call_from_thread(self.say, message)
