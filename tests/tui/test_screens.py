@@ -247,10 +247,12 @@ async def test_keys_typed_ahead_after_slash_never_pause_or_cancel(data_dir: Path
     async with app.run_test(size=(120, 36)) as pilot:
         screen = await open_study(pilot, app)
         # All three queued before the app handles the first, as a burst from the terminal.
+        driver = app._driver
+        assert driver is not None
         for key, char in (("slash", "/"), ("p", "p"), ("c", "c")):
             burst = events.Key(key, char)
             burst.set_sender(app)
-            app._driver.send_message(burst)  # as Pilot does, without waiting between keys
+            driver.send_message(burst)  # as Pilot does, without waiting between keys
         box = screen.query_one("#filter", Input)
         await until(pilot, lambda: app.focused is box, "the filter box's focus")
         assert isinstance(app.screen, StudyScreen)  # `c` asked nothing: it never reached it

@@ -358,6 +358,15 @@ class Store:
         ).fetchall()
         return [_trial(r) for r in rows]
 
+    def running_anywhere(self) -> list[tuple[int, str, int, str]]:
+        """(study id, study name, trial number, GPU set) of every running trial."""
+        rows = self.conn.execute(
+            "SELECT s.id, s.name, t.number, t.gpu_set FROM trials t JOIN studies s "
+            "ON s.id = t.study_id WHERE t.state = ? AND t.gpu_set IS NOT NULL",
+            (TrialState.RUNNING.value,),
+        ).fetchall()
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
     def observations(self, study_id: int) -> list[Observation]:
         """Every completed or failed trial, as the optimizer sees it."""
         return [o for t in self.trials(study_id) if (o := t.observation()) is not None]

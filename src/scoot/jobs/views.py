@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from scoot.domain import Objective, TrialState
+from scoot.domain import Objective, StudyState, TrialState
 from scoot.engine.exporters import exports_for
 from scoot.jobs.policy import best_trial, robust_slo
 from scoot.jobs.store import Store, StudyRow, TrialRow
@@ -72,6 +72,8 @@ class Running:
     trial: int | None
     elapsed_s: float
     progress: float
+    other: str | None = None
+    """When this study has nothing on the set: what another study runs there."""
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,26 @@ class StudyView:
         return next((t for t in self.trials if t.best), None)
 
 
-def summarise(store: Store, study: StudyRow) -> StudySummary:
+WORKER_SILENT_S = 15.0
+"""A ``running`` study no worker advanced for this long has no worker serving it (a worker's
+janitor advances each of its studies every few seconds)."""
+
+
+def state_text(study: StudyRow, best: TrialRow | None, now: float) -> str:
+    """The study's state as an operator needs it: a completed study where nothing completed,
+    a study handed to workers that no worker serves, say so."""
+    if study.state is StudyState.COMPLETED and best is None:
+        return "completed: no config completed"
+    if study.state is StudyState.RUNNING:
+        if study.advanced_at is None:
+            return "running: no worker yet"
+        silent = now - study.advanced_at
+        if silent > WORKER_SILENT_S:
+            return f"running: no worker for {silent:.0f} s"
+    return str(study.state)
+
+
+def summarise(store: Store, study: StudyRow, now: float | None = None) -> StudySummary:
     spec = StudySpec.from_json(study.spec_json, study.source)
     trials = store.trials(study.id)
     best = best_trial(trials, spec.objectives)
@@ -110,7 +131,7 @@ def summarise(store: Store, study: StudyRow) -> StudySummary:
         objectives="+".join(o.value for o in spec.objectives),
         engine=f"{spec.engine.kind} {spec.engine.model}",
         gpu_sets=" ".join(spec.gpu_sets),
-        state=study.state,
+        state=state_text(study, best, time.time() if now is None else now),
         done=sum(t.counts for t in trials),
         budget=spec.budget,
         failed=sum(t.state is TrialState.FAILED for t in trials),
@@ -142,14 +163,14 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
     deltas = [delta_after(batches_of(feasible[:i], k)) for i in range(1, len(feasible) + 1)]
     failures = dict(Counter(t.failure_kind.value for t in rows if t.failure_kind))
     return StudyView(
-        summary=summarise(store, row),
+        summary=summarise(store, row, now),
         spec=spec,
         trials=trials,
         params=[p.name for p in spec.params],
         deltas=deltas,
         failures=failures,
         pof_next=_pof_next(spec, observed, rows),
-        running=_running(spec, rows, now),
+        running=_running(spec, rows, now, _elsewhere(store, study_id)),
         slo=robust_slo(rows, best, spec.objectives) if best is not None else None,
         default_point=(
             [default.metrics.value(o) for o in spec.objectives]
@@ -178,16 +199,27 @@ def _pof_next(
     return [(t.number, float(p)) for t, p in zip(queued, pof, strict=True)]
 
 
-def _running(spec: StudySpec, rows: list[TrialRow], now: float) -> list[Running]:
+def _running(
+    spec: StudySpec, rows: list[TrialRow], now: float, elsewhere: dict[str, str]
+) -> list[Running]:
     out = []
     for gpu_set in spec.gpu_sets:
         t = next((r for r in rows if r.state is TrialState.RUNNING and r.gpu_set == gpu_set), None)
         if t is None or t.started_at is None:
-            out.append(Running(gpu_set, None, 0.0, 0.0))
+            out.append(Running(gpu_set, None, 0.0, 0.0, elsewhere.get(gpu_set)))
             continue
         elapsed = max(0.0, now - t.started_at)
         out.append(Running(gpu_set, t.number, elapsed, min(1.0, elapsed / spec.trace.duration_s)))
     return out
+
+
+def _elsewhere(store: Store, study_id: int) -> dict[str, str]:
+    """GPU set -> "study NAME, trial N" for the trials other studies run now."""
+    return {
+        gpu_set: f"study {name}, trial #{number}"
+        for sid, name, number, gpu_set in store.running_anywhere()
+        if sid != study_id
+    }
 
 
 def metric_cells(t: TrialRow) -> list[str]:

@@ -115,7 +115,8 @@ class GpuPanel(TextPanel):
         lines = []
         for r in view.running:
             if r.trial is None:
-                lines.append(f"GPU set {r.gpu_set:>8}: idle")
+                busy = f"busy with {r.other}" if r.other else "idle"
+                lines.append(f"GPU set {r.gpu_set:>8}: {busy}")
                 continue
             filled = int(r.progress * 20)
             bar = "#" * filled + "." * (20 - filled)

@@ -1,0 +1,41 @@
+"""What the TUI is told: states an operator can act on, and who holds a GPU set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fake_store import RECORDED, fake_store
+from scoot.domain import Config, FailureKind, StudyState, TrialState
+from scoot.jobs.store import Store
+from scoot.jobs.views import WORKER_SILENT_S, load_study, state_text
+
+
+def test_states_say_what_an_operator_needs(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    study, _ = store.open_study("a", "{}")
+    t = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
+    store.finish(t.id, TrialState.FAILED, failure=FailureKind.STARTUP_OOM)
+    store.set_study_state(study.id, StudyState.COMPLETED)
+    assert state_text(store.study_by_id(study.id), None, 0.0) == "completed: no config completed"
+    store.set_study_state(study.id, StudyState.RUNNING)
+    row = store.study_by_id(study.id)
+    assert state_text(row, None, 0.0) == "running: no worker yet"
+    store.touch_advanced(study.id)
+    row = store.study_by_id(study.id)
+    assert row.advanced_at is not None
+    assert state_text(row, None, row.advanced_at + 1) == "running"
+    late = row.advanced_at + WORKER_SILENT_S + 30
+    assert state_text(row, None, late) == f"running: no worker for {WORKER_SILENT_S + 30:.0f} s"
+
+
+def test_the_gpu_tab_names_another_study_on_the_set(tmp_path: Path) -> None:
+    home = fake_store(tmp_path / "home")
+    store = Store(home / "scoot.db")
+    mine = store.studies()[0]
+    other, _ = store.open_study("other", mine.spec_json)
+    t = store.add_trial(other.id, Config.of({"max_num_seqs": 8}), "default")
+    assert store.claim(t.id, "0", RECORDED)
+    gpus = {r.gpu_set: r for r in load_study(store, mine.id).running}
+    assert gpus["0"].trial is None and gpus["0"].other == "study other, trial #0"
+    assert gpus["1"].other is None
+    store.close()
