@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
 from scoot.engine.catalog import (
@@ -259,6 +259,15 @@ def warnings_of(spec: StudySpec) -> list[str]:
             f"{spec.source}: [engine] args bind the engine to --host {host}: every launch "
             "listens beyond this machine (SCOOT binds 127.0.0.1 unless a study says so)"
         )
+    if spec.engine.profile:
+        effective = load_profile(spec.engine.profile).get("effective")
+        idle = [p.name for p in spec.params if effective and p.name not in effective]
+        if idle:
+            out.append(
+                f"{spec.source}: profile {spec.engine.profile} says {', '.join(idle)} "
+                f"{'has' if len(idle) == 1 else 'have'} no measurable effect there (tuning "
+                f"spends evaluations on noise; it measures: {', '.join(effective)})"
+            )
     return out
 
 
@@ -345,6 +354,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
         source=path,
     )
     _constraints_evaluate(top, spec, len(from_catalog))
+    _choices_meet_constraints(top, spec)
     defaults = spec.defaults
     if defaults is not None:
         values = {**known_values(engine, gpu_sets), **defaults}
@@ -362,6 +372,23 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
                 f"the parameters' defaults violate {c.expr!r}",
             )
     return spec
+
+
+def _choices_meet_constraints(top: _Reader, spec: StudySpec) -> None:
+    """Every choice of an enum meets the known constraints over that flag alone (a block size
+    of 24 where the backend takes multiples of 16 is no config, whatever else is chosen)."""
+    fixed = known_values(spec.engine, spec.gpu_sets)
+    for p in spec.params:
+        if p.kind is not ParamKind.ENUM:
+            continue
+        alone = [c for c in spec.constraints if c.names <= {p.name} | fixed.keys()]
+        for choice in p.choices:
+            for c in alone:
+                if not c.holds({**fixed, p.name: choice}):
+                    raise top.fail(
+                        f"params.{p.name}.choices",
+                        f"{choice!r} violates {c.expr!r}, a known constraint",
+                    )
 
 
 def _constraints_evaluate(top: _Reader, spec: StudySpec, n_catalog: int) -> None:
@@ -386,10 +413,21 @@ def _constraints_evaluate(top: _Reader, spec: StudySpec, n_catalog: int) -> None
                 ) from None
 
 
+def profile_defaults(engine: EngineSpec) -> dict[str, Value]:
+    """What the engine's profile says it picks on its machine (``[defaults]``: vLLM-CPU takes
+    128 sequences, 2,048 batched tokens and blocks of 128 where a GPU would take others)."""
+    if not engine.profile:
+        return {}
+    table = load_profile(engine.profile).get("defaults", {})
+    return {k: v for k, v in table.items() if isinstance(v, int | float | str | bool)}
+
+
 def known_values(engine: EngineSpec, gpu_sets: tuple[str, ...]) -> dict[str, Value]:
     """What constraints may read besides the tuned flags: the fixed flags (``max_model_len``
-    ...) and ``gpu_count``, the number of GPUs in a set."""
-    values = fixed_flag_values(engine.args)
+    ...), the profile's defaults for the flags neither tuned nor fixed (so a constraint over an
+    untuned flag is checked against what the engine will take, not skipped), and
+    ``gpu_count``, the number of GPUs in a set."""
+    values = {**profile_defaults(engine), **fixed_flag_values(engine.args)}
     values["gpu_count"] = len(devices_of(gpu_sets[0]).split(",")) if gpu_sets else 1
     return values
 
@@ -613,6 +651,21 @@ def _from_catalog(
     if engine.kind == "embedded" and name not in embedded_flags():
         raise r.fail("", f"the embedded engine does not emulate --{name.replace('_', '-')}")
     given = dict(r.table)
+    if flag.kind == "int" and "choices" in given and given.get("type", "enum") == "enum":
+        # A study may tune an int flag over values it picks (block sizes 16, 32, 64).
+        choices = given.get("choices")
+        if isinstance(choices, list) and choices and all(_is_int(c) for c in choices):
+            for c in choices:
+                _within_hard_limits(r, flag, {"low": c}, f"{catalog.engine} {catalog.version}")
+            given["type"] = "enum"
+            if "default" not in given:
+                given["default"] = _default_of(flag, engine, gpu_sets, name, r)
+            return _Reader(r.path, given, r.prefix)
+        raise r.fail(
+            "choices",
+            f"{catalog.engine} {catalog.version} takes --{name.replace('_', '-')} as an int: "
+            "an enum of it lists ints",
+        )
     if "type" in given and given["type"] != flag.kind:
         raise r.fail(
             "type",
@@ -637,18 +690,30 @@ def _from_catalog(
         else:
             merged["choices"] = list(flag.choices)
     if "default" not in given:
-        default = flag.default
-        if flag.auto:
-            default = engine_default(engine, gpu_sets, name)
-            if default is None:
-                raise r.fail(
-                    "default",
-                    f"{catalog.engine} picks --{name.replace('_', '-')} at start-up "
-                    f"({flag.note or 'from the hardware'}); give the value it takes on your GPUs",
-                )
-        merged["default"] = default
+        merged["default"] = _default_of(flag, engine, gpu_sets, name, r)
     merged.update(given)
     return _Reader(r.path, merged, r.prefix)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _default_of(
+    flag: Flag, engine: EngineSpec, gpu_sets: tuple[str, ...], name: str, r: _Reader
+) -> Value:
+    """The engine's default for a flag: the catalog's, or for one the engine picks at start-up
+    (``auto``), what the embedded engine or the profile knows it picks."""
+    if not flag.auto:
+        return cast(Value, flag.default)
+    default = engine_default(engine, gpu_sets, name)
+    if default is None:
+        raise r.fail(
+            "default",
+            f"{engine.kind} picks --{name.replace('_', '-')} at start-up "
+            f"({flag.note or 'from the hardware'}); give the value it takes on your GPUs",
+        )
+    return default
 
 
 def _within_hard_limits(r: _Reader, flag: Flag, given: Mapping[str, Any], engine: str) -> None:
@@ -686,7 +751,7 @@ def engine_default(engine: EngineSpec, gpu_sets: tuple[str, ...], name: str) -> 
     """The value an engine picks at start-up for an ``auto`` flag, where SCOOT can know it
     (the embedded engine computes it as vLLM 0.32 does); None otherwise."""
     if engine.kind != "embedded":
-        return None
+        return profile_defaults(engine).get(name)
     from scoot.engine.embedded.core import EngineArgs, EngineStartupError
     from scoot.engine.embedded.perf import cudagraph_capture_sizes
 

@@ -185,7 +185,8 @@ def _catalog_study(make_study: Callable[..., Path], params: str, engine: str = "
             "params.max_num_seqs.type",
             "as int",
         ),
-        ("[params.block_size]\nchoices = [16, 24]\n", "params.block_size.choices", "not [24]"),
+        ("[params.block_size]\nchoices = [16, 24]\n", "params.block_size.choices", "24 violates"),
+        ("[params.block_size]\nlow = 0\nhigh = 64\n", "params.block_size.low", "positive"),
     ],
 )
 def test_flags_are_checked_against_the_engine_catalog(
@@ -227,13 +228,49 @@ def test_the_vllm_cpu_profile_brings_its_flags_env_and_constraints(
 ) -> None:
     path = _catalog_study(
         make_study,
-        "[params.block_size]\nchoices = [16, 32, 64]\ndefault = 32\n",
+        "[params.block_size]\nchoices = [32, 64, 96, 128]\n",
         'kind = "vllm"\nprofile = "vllm-cpu"',
     )
     spec = load_study(path)
     assert spec.engine.args[:2] == ("--dtype", "float32")
     assert dict(spec.engine.env)["VLLM_CPU_KVCACHE_SPACE"] == "1"
     assert any(c.expr == "block_size % 32 == 0" for c in spec.constraints)
+    # vLLM's parser takes any int: 96 is a block size; 16 is not one on CPU.
+    assert spec.params[0].choices == (32, 64, 96, 128) and spec.params[0].default == 128
+    refused = _catalog_study(
+        make_study,
+        "[params.block_size]\nchoices = [16, 32]\ndefault = 32\n",
+        'kind = "vllm"\nprofile = "vllm-cpu"',
+    )
+    with pytest.raises(StudyError, match="16 violates 'block_size % 32 == 0'"):
+        load_study(refused)
+
+
+def test_constraints_read_the_profiles_defaults_for_untuned_flags(
+    make_study: Callable[..., Path],
+) -> None:
+    """vLLM-CPU takes 128 sequences when max_num_seqs is not tuned: 256 active ones cannot be."""
+    cpu = 'kind = "vllm"\nprofile = "vllm-cpu"'
+    path = _catalog_study(make_study, "[params.max_num_active_seqs]\ndefault = 256\n", cpu)
+    with pytest.raises(StudyError, match="max_num_active_seqs <= max_num_seqs"):
+        load_study(path)
+    ok = _catalog_study(make_study, "[params.max_num_batched_tokens]\nlow = 16\n", cpu)
+    space = load_study(ok).space()
+    from scoot.domain import Config
+
+    assert space.default() == Config.of({"max_num_batched_tokens": 2048})
+    assert not space.allowed(Config.of({"max_num_batched_tokens": 64}))  # < 128 sequences
+
+
+def test_a_flag_the_profile_says_does_nothing_is_warned_of(
+    make_study: Callable[..., Path],
+) -> None:
+    from scoot.study import warnings_of
+
+    cpu = 'kind = "vllm"\nprofile = "vllm-cpu"'
+    path = _catalog_study(make_study, "[params.stream_interval]\ndefault = 1\n", cpu)
+    (warning,) = warnings_of(load_study(path))
+    assert "stream_interval" in warning and "no measurable effect" in warning
 
 
 def test_a_study_binding_beyond_loopback_is_warned_of(make_study: Callable[..., Path]) -> None:

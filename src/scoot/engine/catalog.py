@@ -69,7 +69,15 @@ HINTS: dict[str, dict[str, Hint]] = {
         "scheduling_policy": Hint("scheduler", "enum"),
         "async_scheduling": Hint("scheduler", "bool", note="default: on where supported"),
         "stream_interval": Hint("scheduler", "int", 1, 64, True),
-        "block_size": Hint("cache", "enum", note="default: 16 on GPUs (the attention backend's)"),
+        "block_size": Hint(
+            "cache",
+            "int",
+            16,
+            256,
+            True,
+            "default: 16 on GPUs; the parser takes any int, the attention backend a multiple of "
+            "16 (of 32 on CPU: the vllm-cpu profile)",
+        ),
         "gpu_memory_utilization": Hint("cache", "float", 0.5, 0.99),
         "enable_prefix_caching": Hint("cache", "bool", note="default: on"),
         "tensor_parallel_size": Hint("parallel", "int", 1, 8),
@@ -108,8 +116,8 @@ HINTS: dict[str, dict[str, Hint]] = {
 }
 
 ENUM_CHOICES: dict[str, dict[str, list[Any]]] = {
-    # Parsers type these as plain ints: the values a study may choose from.
-    "vllm": {"block_size": [16, 32, 64, 128]},
+    # Parsers type these as plain ints: the values a study may choose from (SGLang's catalog is
+    # written by hand; vLLM's follows its parser, its backends' limits are constraints).
     "sglang": {"page_size": [1, 16, 32, 64]},
 }
 
@@ -120,6 +128,7 @@ CONSTRAINTS: dict[str, list[str]] = {
         "max_num_active_seqs <= max_num_seqs",
         "long_prefill_token_threshold <= max_model_len",
         "tensor_parallel_size * pipeline_parallel_size * data_parallel_size == gpu_count",
+        "block_size % 16 == 0",
     ],
     "sglang": [
         "max_prefill_tokens >= chunked_prefill_size",
