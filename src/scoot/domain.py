@@ -239,9 +239,9 @@ class Metrics:
     p90_e2el_ms: float = 0.0
     lateness_p50_ms: float = 0.0
     lateness_max_ms: float = 0.0
-    goodput: float = 0.0
-    """Requests per second that met every given SLO (``vllm bench serve --goodput``); 0 if none
-    were given."""
+    goodput: float | None = None
+    """Requests per second that met every given SLO (``vllm bench serve --goodput``); None
+    (not a rate of 0) when the study gives no goodput SLO, as ``vllm bench serve`` omits it."""
     failures: Mapping[str, int] = field(default_factory=dict)
     """Failed requests by error kind (``timeout``, ``HTTP 500``, ``connection refused``...)."""
     engine: Mapping[str, float] = field(default_factory=dict)

@@ -260,7 +260,7 @@ def warnings_of(spec: StudySpec) -> list[str]:
             "listens beyond this machine (SCOOT binds 127.0.0.1 unless a study says so)"
         )
     if spec.engine.profile:
-        effective = load_profile(spec.engine.profile).get("effective")
+        effective: list[str] = list(_profile(spec.engine).get("effective", []))
         idle = [p.name for p in spec.params if effective and p.name not in effective]
         if idle:
             out.append(
@@ -326,7 +326,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
 
     engine = _engine(top.sub("engine"))
     trace = _trace(top.sub("trace"), base)
-    stress = _stress(top.sub("stress"))
+    stress = _stress(top.sub("stress"), _profile(engine).get("stress", {}))
     params = _params(top.sub("params"), engine, gpu_sets)
     names = {p.name for p in params}
     fixed = set(known_values(engine, gpu_sets))
@@ -583,7 +583,13 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
     )
 
 
-def _stress(r: _Reader) -> StressSpec:
+def _profile(engine: EngineSpec) -> dict[str, Any]:
+    return load_profile(engine.profile) if engine.profile else {}
+
+
+def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
+    """``[stress]``; a profile may set workable defaults for its machine (a CPU engine shares
+    the cores with the load generator, so the client's lateness limit is looser there)."""
     r.check_keys(
         {
             "request_timeout_s",
@@ -604,7 +610,11 @@ def _stress(r: _Reader) -> StressSpec:
         request_timeout_s=r.positive("request_timeout_s", float, _STRESS.request_timeout_s),
         drain_timeout_s=r.positive("drain_timeout_s", float, _STRESS.drain_timeout_s),
         max_failed_fraction=frac,
-        max_lateness_ms=r.positive("max_lateness_ms", float, _STRESS.max_lateness_ms),
+        max_lateness_ms=r.positive(
+            "max_lateness_ms",
+            float,
+            float(profile.get("max_lateness_ms", _STRESS.max_lateness_ms)),
+        ),
         goodput=_goodput(r),
         robustness_runs=runs,
     )

@@ -53,7 +53,7 @@ def test_goodput_failures_by_kind_and_client_health() -> None:
     # Good: the first (ttft 100, tpot 100) only; the second misses TTFT, the third TPOT.
     assert m.goodput == pytest.approx(0.5)
     assert compute(records, 2.0, slos={"tpot": 200.0}).goodput == pytest.approx(1.0)
-    assert compute(records, 2.0).goodput == 0.0
+    assert compute(records, 2.0).goodput is None  # no SLO given: no goodput, not zero
     assert m.failures == {"timeout": 2, "HTTP 500": 1}
     # Lateness: sent - scheduled = 1, 10, 2, 0, 0, 0 ms.
     assert m.lateness_max_ms == pytest.approx(10.0)

@@ -283,3 +283,13 @@ def test_a_study_binding_beyond_loopback_is_warned_of(make_study: Callable[..., 
     )
     (warning,) = warnings_of(load_study(path))
     assert "--host 0.0.0.0" in warning and str(path) in warning
+
+
+def test_the_cpu_profile_sets_a_workable_lateness_limit(make_study: Callable[..., Path]) -> None:
+    cpu = 'kind = "vllm"\nprofile = "vllm-cpu"'
+    path = _catalog_study(make_study, "[params.max_num_seqs]\ndefault = 128\n", cpu)
+    text = re.sub(r"max_lateness_ms = [0-9.]+", "", path.read_text())
+    path.write_text(text)
+    assert load_study(path).stress.max_lateness_ms == 500.0
+    path.write_text(text.replace("[stress]", "[stress]\nmax_lateness_ms = 80"))
+    assert load_study(path).stress.max_lateness_ms == 80.0  # the study's own word wins

@@ -87,7 +87,10 @@ def plan(
         return Plan(
             pause=f"the load generator fell behind its schedule in {streak} runs in a row: "
             "this machine cannot drive the trace's rate while running the engine. Nothing "
-            "recorded is lost; lower the rate or free CPU, then resume the study"
+            "recorded is lost, and the configs are queued again. Free CPU (or raise "
+            "[stress] max_lateness_ms where a CPU engine shares the cores) and resume the "
+            "study; or lower [trace] rate and start over with `scoot tune FILE --new` (a "
+            "changed rate is another study: its results are kept aside)"
         )
     done = counted(trials)
     in_flight = [t for t in trials if t.state in (TrialState.QUEUED, TrialState.RUNNING)]

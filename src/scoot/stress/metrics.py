@@ -119,6 +119,6 @@ def compute(
         p90_e2el_ms=_stat(e2els, 90),
         lateness_p50_ms=_stat(lateness, 50),
         lateness_max_ms=max(lateness, default=0.0),
-        goodput=sum(1 for r in ok if _good(r, slos)) / duration if slos else 0.0,
+        goodput=sum(1 for r in ok if _good(r, slos)) / duration if slos else None,
         failures=dict(Counter(error_kind(r.error) for r in records if not r.success)),
     )
