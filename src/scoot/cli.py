@@ -224,6 +224,7 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
         TimeElapsedColumn,
     )
 
+    from scoot.jobs.evaluate import build_workload
     from scoot.jobs.foreground import Progress as StudyProgress
     from scoot.jobs.foreground import run_foreground
     from scoot.stress.formats import read_trace
@@ -234,6 +235,7 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _interrupt)
     read_trace(spec.trace.file)  # a broken trace stops here, before any engine starts
+    build_workload(spec)  # so does one unusable as the study replays it (too long, no times)
     _preflight(spec)  # so do flags the engine's own parser refuses
     for warning in warnings_of(spec):
         print(f"scoot: warning: {warning}", file=sys.stderr)

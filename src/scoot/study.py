@@ -79,6 +79,10 @@ class TraceSpec:
     format: str = "auto"
     time_scale: float = 1.0
     endpoint: str = "completions"
+    too_long: str = "send"
+    """Requests longer than the model's context (``--max-model-len``): ``send`` them (the
+    engine refuses each, as with ``vllm bench serve``), ``skip`` them, ``clip`` their input,
+    or ``fail``: refuse the study, saying how many there are."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,9 +129,14 @@ class StudySpec:
         return SearchSpace(self.params, self.constraints, known_values(self.engine, self.gpu_sets))
 
     def to_json(self) -> str:
-        """A canonical JSON form; two specs are the same study when these are equal."""
+        """A canonical JSON form; two specs are the same study when these are equal. Keys
+        added after the first stores are left out at their defaults, so a study recorded by
+        an older SCOOT is still the same study."""
         data = asdict(self)
         data.pop("source")
+        for section, key, default in LATER_KEYS:
+            if data[section].get(key) == default:
+                del data[section][key]
         return json.dumps(data, sort_keys=True, default=_canonical)
 
     @staticmethod
@@ -168,6 +177,10 @@ class StudySpec:
             source=source,
         )
 
+
+LATER_KEYS = (("trace", "too_long", "send"),)
+"""(section, key, default) of study keys newer than stored studies."""
+TOO_LONG = ("send", "skip", "clip", "fail")
 
 _STRESS = StressSpec()
 _ENGINE = EngineSpec()
@@ -547,6 +560,7 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
             "format",
             "time_scale",
             "endpoint",
+            "too_long",
         }
     )
     file = r.get("file", str)
@@ -566,6 +580,9 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
     fmt = r.get("format", str, "auto")
     if fmt not in TRACE_FORMATS:
         raise r.fail("format", f"expected one of {list(TRACE_FORMATS)}, got {fmt!r}")
+    too_long = r.get("too_long", str, "send")
+    if too_long not in TOO_LONG:
+        raise r.fail("too_long", f"expected one of {list(TOO_LONG)}, got {too_long!r}")
     endpoint = r.get("endpoint", str, "completions")
     if endpoint not in ENDPOINTS:
         raise r.fail("endpoint", f"expected one of {list(ENDPOINTS)}, got {endpoint!r}")
@@ -580,6 +597,7 @@ def _trace(r: _Reader, base: Path | None) -> TraceSpec:
         format=fmt,
         time_scale=r.positive("time_scale", float, 1.0),
         endpoint=endpoint,
+        too_long=too_long,
     )
 
 

@@ -78,3 +78,28 @@ def test_a_client_behind_schedule_invalidates_the_failures_it_saw_too() -> None:
     assert (state, kind) == (TrialState.ABANDONED, None)
     # An engine that died is the config's failure whatever the client did.
     assert judge(m, None, False, 0.05, ["x"], 50.0)[1] is FailureKind.CRASH_UNDER_LOAD
+
+
+def test_requests_longer_than_the_context_are_sent_skipped_clipped_or_refused(
+    make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    from helpers import write_trace
+
+    trace = write_trace(tmp_path / "long.jsonl", [(100, 10), (5000, 20), (200, 4090)])
+    path = make_study(trace=trace)  # --max-model-len 4096
+    base = path.read_text()
+
+    def workload(mode: str | None) -> list[tuple[int, int]]:
+        extra = f'\ntoo_long = "{mode}"' if mode else ""
+        path.write_text(base.replace("duration_s = 1.5", "duration_s = 1.5" + extra))
+        reqs = build_workload(load_study(path)).requests
+        return sorted({(r.input_length, r.output_length) for r in reqs})
+
+    assert workload(None) == [(100, 10), (200, 4090), (5000, 20)]  # sent: the engine refuses
+    assert workload("skip") == [(100, 10)]
+    assert workload("clip") == [(6, 4090), (100, 10), (4076, 20)]
+    with pytest.raises(TraceError, match="2 of 3 requests are longer than the model's context"):
+        workload("fail")
+    # A study that did not name the key is the very study an older SCOOT recorded.
+    path.write_text(base)
+    assert "too_long" not in load_study(path).to_json()

@@ -53,12 +53,12 @@ def submit(store: Store, path: Path, dispatch: Dispatch) -> tuple[str, list[int]
     Raises:
         StoreError: the file, its trace or the store refuses it (the message names which).
     """
-    from scoot.stress.formats import read_trace
+    from scoot.jobs.evaluate import build_workload
     from scoot.study import load_study
 
     try:
         spec = load_study(path)
-        read_trace(spec.trace.file)
+        build_workload(spec)  # reads the trace, and checks it replays as the study says
     except (ValueError, OSError) as exc:  # StudyError and TraceError are ValueErrors
         raise StoreError(str(exc)) from None
     study, _ = store.open_study(spec.name, spec.to_json(), spec.source)

@@ -28,8 +28,8 @@ from scoot.stress.arrivals import order, schedule
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.formats import read_trace
 from scoot.stress.metrics import compute
-from scoot.stress.traces import TraceError, TraceRequest, heaviest
-from scoot.study import StudySpec, devices_of
+from scoot.stress.traces import HASH_BLOCK, TraceError, TraceRequest, heaviest
+from scoot.study import StudySpec, devices_of, fixed_flag_values
 
 HEARTBEAT_S = 2.0
 
@@ -50,7 +50,7 @@ def build_workload(spec: StudySpec, order_seed: int = 0) -> Workload:
     ``time_scale`` (2 replays twice as fast), cut at ``duration_s``; ``rate`` is ignored.
     """
     t = spec.trace
-    pool = heaviest(read_trace(t.file, t.format), t.heaviest)
+    pool = fit_context(heaviest(read_trace(t.file, t.format), t.heaviest), spec)
     if t.arrival == "trace":
         if any(r.timestamp is None for r in pool):
             raise TraceError(f"{t.file}: arrival = 'trace' needs a timestamp on every request")
@@ -65,6 +65,50 @@ def build_workload(spec: StudySpec, order_seed: int = 0) -> Workload:
     requests = [picked[i] for i in perm]
     offsets = schedule(n, t.rate, arrival=t.arrival, burstiness=t.burstiness, seed=t.seed)
     return Workload(requests, offsets)
+
+
+def fit_context(pool: list[TraceRequest], spec: StudySpec) -> list[TraceRequest]:
+    """Apply ``[trace] too_long`` to requests longer than the model's context (the fixed
+    ``--max-model-len``; unknown, nothing is changed).
+
+    Raises:
+        TraceError: with ``too_long = "fail"``, naming how many requests and the limit.
+    """
+    limit = fixed_flag_values(spec.engine.args).get("max_model_len")
+    mode = spec.trace.too_long
+    if mode == "send" or not isinstance(limit, int):
+        return pool
+    long = [r for r in pool if r.input_length + r.output_length > limit]
+    if not long:
+        return pool
+    if mode == "fail":
+        raise TraceError(
+            f"{spec.trace.file}: {len(long)} of {len(pool)} requests are longer than the "
+            f"model's context ({limit} tokens, --max-model-len); set [trace] too_long = "
+            '"skip" or "clip", or "send" to let the engine refuse them'
+        )
+    if mode == "skip":
+        kept = [r for r in pool if r.input_length + r.output_length <= limit]
+        if not kept:
+            raise TraceError(f"{spec.trace.file}: every request is longer than {limit} tokens")
+        return kept
+    out = []
+    for r in pool:  # clip: the input gives way, the output is kept (at most the context - 1)
+        if r.input_length + r.output_length <= limit:
+            out.append(r)
+            continue
+        output = min(r.output_length, limit - 1)
+        inp = limit - output
+        out.append(
+            dataclasses.replace(
+                r,
+                input_length=inp,
+                output_length=output,
+                hash_ids=r.hash_ids[: inp // HASH_BLOCK],
+                prompt=None,  # a text prompt cannot be cut to a token count
+            )
+        )
+    return out
 
 
 def evaluate(
