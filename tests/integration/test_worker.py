@@ -200,3 +200,28 @@ def test_two_studies_never_share_a_gpu_set(
     assert {t["study_id"] for t in trials} == {1, 2}
     _, clashes = overlaps(trials)
     assert not clashes, clashes
+
+
+def test_a_second_worker_takes_no_lock_the_first_holds(
+    make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
+) -> None:
+    """A worker started beside a running one (same data directory, same set) flushes nothing:
+    the set's flock is held by a live process, so the two never run two engines on it."""
+    first = make_study(name="w1", budget=3, duration=1.5)
+    second = make_study(name="w2b", budget=3, duration=1.5)
+    db = scoot_home / "scoot.db"
+    with worker(tmp_path, name="a"):
+        scoot("tune", str(first), "--detach")
+        wait_for(lambda: any(t["state"] == "running" for t in trial_rows(db)), 60, "a trial")
+        with worker(tmp_path, name="b"):
+            scoot("tune", str(second), "--detach")
+            wait_for(
+                lambda: study_state(db, "w1") == "completed"
+                and study_state(db, "w2b") == "completed",
+                180,
+                "both studies to complete",
+            )
+    trials = trial_rows(db)
+    assert counted(trials) == 6
+    _, clashes = overlaps(trials)
+    assert not clashes, clashes
