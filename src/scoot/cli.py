@@ -675,7 +675,8 @@ def report(store: Store, study: StudyRow) -> None:
         style = "bold green" if best is not None and t.id == best.id else None
         table.add_row(*cells, state + (" *best" if style else ""), style=style)
     out().print(table)
-    out().print(who_runs(store, study), markup=False)
+    if line := who_runs(store, study):
+        out().print(line, markup=False)
     for line in store.notable_events(study.id):
         out().print(line, markup=False, highlight=False)
     if best is None:
@@ -734,7 +735,7 @@ def who_runs(store: Store, study: StudyRow) -> str:
             f"paused: `scoot study resume {name}` continues on the workers, "
             "`scoot tune FILE --resume` here"
         )
-    return str(study.state)
+    return ""  # completed, cancelled: the table and the summary below say it
 
 
 def _short(name: str) -> str:

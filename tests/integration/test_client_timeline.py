@@ -16,9 +16,21 @@ from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
 from scoot.stress.traces import TraceRequest
 
+SERVE = """
+async def health(request):
+    return web.Response(text="")
+
+app = web.Application()
+app.router.add_post("/v1/completions", completions)
+app.router.add_get("/health", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+"""What every fake server of this file ends with: its routes, on the port it is given."""
+
 # First chunk carries choices with empty text at 60 ms, then two tokens 60 ms apart, then a
 # usage-only chunk (no choices) and [DONE]. A prompt of 1 token gets a 500 error.
-SERVER = r"""
+SERVER = (
+    r"""
 import asyncio, json, sys
 from aiohttp import web
 
@@ -37,14 +49,9 @@ async def completions(request):
     await resp.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
     return resp
 
-async def health(request):
-    return web.Response(text="")
-
-app = web.Application()
-app.router.add_post("/v1/completions", completions)
-app.router.add_get("/health", health)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
+    + SERVE
+)
 
 
 def answers(url: str) -> bool:
@@ -81,7 +88,8 @@ def test_empty_first_chunk_usage_tokens_and_failures() -> None:
     assert m.mean_tpot_ms == pytest.approx((ok.latency - ok.ttft) / 2 * 1e3)
 
 
-BROKEN_SERVER = """
+BROKEN_SERVER = (
+    """
 import asyncio, json, sys
 from aiohttp import web
 
@@ -96,14 +104,9 @@ async def completions(request):
     await resp.write(b"data: {not json\\n\\n")  # a malformed chunk
     return resp
 
-async def health(request):
-    return web.Response(text="")
-
-app = web.Application()
-app.router.add_post("/v1/completions", completions)
-app.router.add_get("/health", health)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
+    + SERVE
+)
 
 
 def test_a_stalled_stream_is_a_hang_and_a_malformed_chunk_is_named() -> None:

@@ -216,8 +216,9 @@ def test_a_second_worker_takes_no_lock_the_first_holds(
         with worker(tmp_path, name="b"):
             scoot("tune", str(second), "--detach")
             wait_for(
-                lambda: study_state(db, "w1") == "completed"
-                and study_state(db, "w2b") == "completed",
+                lambda: (
+                    study_state(db, "w1") == "completed" and study_state(db, "w2b") == "completed"
+                ),
                 180,
                 "both studies to complete",
             )

@@ -53,6 +53,15 @@ def feasibility(screen: Screen[Any]) -> str:
     return text_of(screen.query_one(FeasibilityPanel))
 
 
+def handed_to_workers(data_dir: Path) -> int:
+    """Mark the store's study as run by workers (none runs here); returns its id."""
+    store = Store(data_dir / "scoot.db")
+    study_id = store.studies()[0].id
+    store.set_study_state(study_id, StudyState.RUNNING)
+    store.close()
+    return study_id
+
+
 async def open_study(pilot: Any, app: ScootApp) -> StudyScreen:
     """From the studies screen, open the first study and wait for its first view."""
     await until(pilot, lambda: studies_table(app).row_count >= 1, "the studies table")
@@ -208,10 +217,7 @@ async def test_new_study_from_a_file_goes_to_the_workers(
 
 async def test_bindings_are_remappable_and_listed_in_the_palette(data_dir: Path) -> None:
     (data_dir / "keys.toml").write_text('"studies.pause" = "x"\n')
-    store = Store(data_dir / "scoot.db")
-    study_id = store.studies()[0].id
-    store.set_study_state(study_id, StudyState.RUNNING)
-    store.close()
+    study_id = handed_to_workers(data_dir)
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 30)) as pilot:
         await until(pilot, lambda: state_cell(app) == "running", "the study's row")
@@ -239,10 +245,7 @@ def test_a_bad_keymap_file_is_named(tmp_path: Path) -> None:
 async def test_keys_typed_ahead_after_slash_never_pause_or_cancel(data_dir: Path) -> None:
     """Over a slow link `/ p c` arrive together: the box takes the focus at once, so they
     never pause or cancel the study."""
-    store = Store(data_dir / "scoot.db")
-    study_id = store.studies()[0].id
-    store.set_study_state(study_id, StudyState.RUNNING)
-    store.close()
+    study_id = handed_to_workers(data_dir)
     app = ScootApp(data_dir, refresh_s=0.2)
     async with app.run_test(size=(120, 36)) as pilot:
         screen = await open_study(pilot, app)
