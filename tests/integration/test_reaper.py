@@ -14,22 +14,22 @@ from scoot.engine.launcher import EngineProcess, free_port
 # An "engine" that starts a helper of its own (as vLLM starts workers and a resource tracker),
 # writes that grandchild's pid, then serves forever or exits with status 3.
 ENGINE = """
-import subprocess, sys, time
+import signal, subprocess, sys
 helper = subprocess.Popen(["sleep", "300"])
 open(sys.argv[1], "w").write(str(helper.pid))
 if sys.argv[2] == "exit":
     sys.exit(3)
-time.sleep(300)
+signal.pause()  # serve until stopped
 """
 
 # A "tuner" that launches that engine and sleeps: the test SIGKILLs it.
 TUNER = """
-import sys, time
+import signal, sys
 from pathlib import Path
 from scoot.engine.launcher import EngineProcess
 EngineProcess([sys.executable, "-c", sys.argv[1], sys.argv[2], "serve"], gpu_set="0",
               port=1, log_path=Path(sys.argv[3]))
-time.sleep(300)
+signal.pause()  # until the test kills it
 """
 
 

@@ -78,7 +78,8 @@ class TextPanel(Static):
         self.update("" if view is None else "\n".join(self.lines(view)))
 
     def lines(self, view: StudyView) -> list[str]:
-        raise NotImplementedError
+        """What the panel shows of ``view``; each panel below says."""
+        return []
 
 
 class FeasibilityPanel(TextPanel):
