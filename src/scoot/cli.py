@@ -182,6 +182,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     ec.add_argument("--write", action="store_true", help="write it into the shipped catalogs")
     ec.set_defaults(func=cmd_engine_catalog)
+    ep = ensub.add_parser(
+        "profile",
+        help="measure a running engine's step times into a step table (the embedded format)",
+    )
+    ep.add_argument("url", help="the engine's base URL, e.g. http://127.0.0.1:8000")
+    ep.add_argument("-o", "--output", required=True, help="the table file (JSON) to write")
+    ep.add_argument("--model", required=True, help="the model name the engine serves")
+    for name, default in (("batches", "1,4,16"), ("contexts", "128,512,2048")):
+        ep.add_argument(f"--{name}", default=default, help=f"decode {name} (default {default})")
+    ep.add_argument("--prompts", default="128,512,2048", help="prefill lengths")
+    ep.add_argument("--output-tokens", type=int, default=32, help="tokens per decode request")
+    ep.set_defaults(func=cmd_engine_profile)
 
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
     e.add_argument("name", help="study name")
@@ -401,6 +413,52 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
             print(text)
     except cat.CatalogError as exc:
         raise StoreError(str(exc)) from None
+    return 0
+
+
+def cmd_engine_profile(ns: argparse.Namespace) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from scoot.stress.profiler import ProfileError, ProfilePlan, check_engine, measure, table
+
+    def ints(text: str, flag: str) -> tuple[int, ...]:
+        try:
+            values = tuple(int(v) for v in text.split(","))
+        except ValueError:
+            raise StoreError(f"{flag} {text!r}: expected numbers such as 1,4,16") from None
+        if not values or min(values) < 1:
+            raise StoreError(f"{flag} {text!r}: expected positive numbers")
+        return values
+
+    plan = ProfilePlan(
+        ns.url,
+        ns.model,
+        batches=ints(ns.batches, "--batches"),
+        contexts=ints(ns.contexts, "--contexts"),
+        prompts=ints(ns.prompts, "--prompts"),
+        output_tokens=ns.output_tokens,
+    )
+    points = len(plan.batches) * len(plan.contexts) + len(plan.prompts) + 1
+    try:
+        engine = check_engine(ns.url, ns.model)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=out()
+        ) as bar:
+            task = bar.add_task("profiling", total=points)
+
+            def step(what: str) -> None:
+                bar.update(task, description=what, advance=1)
+
+            measured = measure(plan, step)
+    except ProfileError as exc:
+        raise StoreError(str(exc)) from None
+    target = Path(ns.output)
+    target.write_text(json.dumps(table(plan, measured, engine), indent=1) + "\n")
+    out().print(
+        f"wrote {target}: {points} points, {measured.repeats} repeats at most, spread "
+        f"<= {max(measured.spread, default=0.0):.1%}, client overhead "
+        f"{measured.overhead_ms:.1f} ms"
+    )
     return 0
 
 

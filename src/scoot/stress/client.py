@@ -41,6 +41,9 @@ class StressPlan:
     """``completions`` (token-id prompts) or ``chat`` (``/v1/chat/completions``, text)."""
     scrape_metrics: bool = True
     """Read the engine's Prometheus ``/metrics`` before, during (every second) and after."""
+    first_index: int = 0
+    """Request ``i`` gets the prompt of trace index ``first_index + i``: runs that must not hit
+    each other's prefix cache (the profiler's repeats) start at different indices."""
     trust_env: bool = False
     """Honour HTTP(S)_PROXY and ~/.netrc as ``vllm bench serve`` does (aiohttp ``trust_env``);
     off by default, since the lookup costs ~0.8 ms per request before it is sent."""
@@ -69,7 +72,7 @@ async def run_stress(plan: StressPlan) -> StressResult:
     chat = plan.endpoint == "chat"
     prompts: list[list[int] | str] = [
         text_prompt(r, i) if chat or r.prompt is not None else prompt_tokens(r, i)
-        for i, r in enumerate(plan.requests)
+        for i, r in enumerate(plan.requests, start=plan.first_index)
     ]
     recent: deque[bool] = deque(maxlen=plan.abort_window)
     abort_reason: list[str] = []

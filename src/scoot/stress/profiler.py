@@ -1,0 +1,260 @@
+"""Measure what one step of a running engine costs, from the outside, into a step table.
+
+``scoot engine profile URL -o TABLE.json`` sends controlled requests with SCOOT's own client to
+any OpenAI-compatible engine (real vLLM on CPU here, vLLM on a GPU elsewhere) and writes what it
+measured in the format of the embedded engine's ``tables/*.json`` (issue 15):
+
+- **decode**: ``b`` requests of ``s`` prompt tokens sent at once, ``n`` output tokens each; once
+  every prompt is prefilled the engine runs pure decode steps of batch ``b``, so the median gap
+  between streamed tokens over the last half of each stream is one step, ``linear(b) + D(b, s)``;
+- **prefill**: one request of ``L`` prompt tokens and one output token; its time to first token,
+  less the client's own overhead (a one-token prompt's TTFT less one decode step), is one
+  prefill step, ``linear(L) + A(L)``.
+
+The parts are separated as the table's pricing wants them (``tables.py``): ``linear(b)`` is the
+intercept over contexts of a line through ``step(b, s)``, ``D(b, s)`` the rest; over prompts
+``linear(L) + A(L)`` is fitted by ``a + b L + c L^2`` and the quadratic term is the attention.
+Every point is repeated until its repeats agree (coefficient of variation under ``settle_cv``)
+or it fails with a clear error. The raw step times travel with the table (``measured``), with
+their spread, so a reader can tell a measurement from a fit.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.traces import TraceRequest
+
+
+class ProfileError(RuntimeError):
+    """The endpoint is not an engine, stopped answering, or its timings did not settle."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProfilePlan:
+    """Where to measure and on which grid."""
+
+    base_url: str
+    model: str
+    batches: Sequence[int] = (1, 4, 16)
+    contexts: Sequence[int] = (128, 512, 2048)
+    prompts: Sequence[int] = (128, 512, 2048)
+    output_tokens: int = 32
+    min_repeats: int = 2
+    max_repeats: int = 6
+    settle_cv: float = 0.05
+    request_timeout_s: float = 120.0
+
+
+@dataclass
+class Measured:
+    """Raw step times in milliseconds, each the median of its repeats, with their spread."""
+
+    decode: dict[tuple[int, int], float] = field(default_factory=dict)
+    decode_context: dict[tuple[int, int], float] = field(default_factory=dict)
+    prefill: dict[int, float] = field(default_factory=dict)
+    overhead_ms: float = 0.0
+    spread: list[float] = field(default_factory=list)
+    repeats: int = 0
+
+
+def check_engine(base_url: str, model: str) -> dict[str, Any]:
+    """What ``/v1/models`` says; an endpoint that is not an OpenAI-compatible engine serving
+    ``model`` is an error naming it."""
+    url = base_url.rstrip("/") + "/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            doc = json.loads(r.read().decode())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ProfileError(f"{url}: not an OpenAI-compatible engine ({exc})") from None
+    ids = [m.get("id") for m in doc.get("data", []) if isinstance(m, dict)]
+    if model not in ids:
+        raise ProfileError(f"{url}: serves {ids}, not {model!r}; pass --model")
+    return dict(doc)
+
+
+_sent = [0]  # prompts sent so far: each request's tokens are new (no prefix-cache hit)
+
+
+def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any]:
+    requests = [TraceRequest(prompt, output) for _ in range(batch)]
+    first, _sent[0] = _sent[0], _sent[0] + batch
+    result = run_stress_sync(
+        StressPlan(
+            plan.base_url,
+            plan.model,
+            requests,
+            [0.0] * batch,
+            request_timeout_s=plan.request_timeout_s,
+            drain_timeout_s=plan.request_timeout_s,
+            scrape_metrics=False,
+            first_index=10_000 + first,  # distinct offsets: 104729 is prime to the vocab
+        )
+    )
+    bad = [r.error for r in result.records if not r.success]
+    if bad:
+        raise ProfileError(f"{plan.base_url}: {len(bad)} of {batch} requests failed: {bad[0]}")
+    return result.records
+
+
+def _settled(
+    plan: ProfilePlan, what: str, once: Callable[[], float], spread: list[float]
+) -> tuple[float, int]:
+    """Repeat ``once`` until the repeats agree; their median and how many there were."""
+    values: list[float] = []
+    while True:
+        values.append(once())
+        if len(values) >= plan.min_repeats:
+            mean = statistics.fmean(values)
+            cv = statistics.pstdev(values) / mean if mean > 0 else 0.0
+            if cv <= plan.settle_cv:
+                spread.append(cv)
+                return statistics.median(values), len(values)
+            if len(values) >= plan.max_repeats:
+                raise ProfileError(
+                    f"{what}: {len(values)} repeats did not settle (spread {cv:.1%}, wanted "
+                    f"<= {plan.settle_cv:.0%}): is something else running on the machine?"
+                )
+
+
+def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) -> Measured:
+    """Run every measurement of ``plan``; ``on_step`` hears about each point."""
+    out = Measured()
+    n = plan.output_tokens
+
+    def decode_once(b: int, s: int) -> tuple[float, float]:
+        records = _stream(plan, s, b, n)
+        gaps, contexts = [], []
+        for r in records:
+            tail = r.itl[len(r.itl) // 2 :]  # every prompt is prefilled by then: pure decode
+            gaps += tail
+            contexts += [s + len(r.itl) - len(tail) + k + 1 for k in range(len(tail))]
+        if not gaps:
+            raise ProfileError(f"decode at batch {b}: no tokens after the first were streamed")
+        return statistics.median(gaps) * 1e3, statistics.fmean(contexts)
+
+    for b in plan.batches:
+        for s in plan.contexts:
+            on_step(f"decode batch {b} context {s}")
+            ctx: list[float] = []
+
+            def once(b: int = b, s: int = s, ctx: list[float] = ctx) -> float:
+                ms, c = decode_once(b, s)
+                ctx.append(c)
+                return ms
+
+            out.decode[(b, s)], reps = _settled(plan, f"decode b={b} s={s}", once, out.spread)
+            out.decode_context[(b, s)] = statistics.fmean(ctx)
+            out.repeats = max(out.repeats, reps)
+
+    def ttft_once(length: int) -> float:
+        (record,) = _stream(plan, length, 1, 1)
+        return float(record.ttft) * 1e3
+
+    on_step("client overhead")
+    tiny, _ = _settled(plan, "one-token prompt", lambda: ttft_once(1), out.spread)
+    one_step = out.decode.get((min(plan.batches), min(plan.contexts)), 0.0)
+    out.overhead_ms = max(0.0, tiny - one_step)
+    for length in plan.prompts:
+        on_step(f"prefill {length} tokens")
+        ms, reps = _settled(plan, f"prefill L={length}", partial(ttft_once, length), out.spread)
+        out.prefill[length] = max(0.0, ms - out.overhead_ms)
+        out.repeats = max(out.repeats, reps)
+    return out
+
+
+def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float]:
+    """Least-squares ``y = a + b x``."""
+    if len(xs) < 2:
+        return (ys[0] if ys else 0.0), 0.0
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    b = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx if sxx else 0.0
+    return my - b * mx, b
+
+
+def _quadratic(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, float]:
+    """Least-squares ``y = a + b x + c x^2`` (a line with fewer than three points)."""
+    if len(xs) < 3:
+        a, b = _line(xs, ys)
+        return a, b, 0.0
+    # Normal equations, solved by Cramer's rule (3 x 3).
+    s = [sum(x**k for x in xs) for k in range(5)]
+    t = [sum(y * x**k for x, y in zip(xs, ys, strict=True)) for k in range(3)]
+    m = [[s[0], s[1], s[2]], [s[1], s[2], s[3]], [s[2], s[3], s[4]]]
+
+    def det(a: list[list[float]]) -> float:
+        return (
+            a[0][0] * (a[1][1] * a[2][2] - a[1][2] * a[2][1])
+            - a[0][1] * (a[1][0] * a[2][2] - a[1][2] * a[2][0])
+            + a[0][2] * (a[1][0] * a[2][1] - a[1][1] * a[2][0])
+        )
+
+    d = det(m)
+    if d == 0:
+        a, b = _line(xs, ys)
+        return a, b, 0.0
+    coef = []
+    for col in range(3):
+        mc = [row[:] for row in m]
+        for r in range(3):
+            mc[r][col] = t[r]
+        coef.append(det(mc) / d)
+    return coef[0], coef[1], max(0.0, coef[2])
+
+
+def table(plan: ProfilePlan, m: Measured, engine: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The step table of the embedded engine's format, from measurements."""
+    batches, contexts, prompts = list(plan.batches), list(plan.contexts), list(plan.prompts)
+    linear_b: dict[int, float] = {}
+    decode_attn: list[list[float]] = []
+    for b in batches:
+        xs = [m.decode_context[(b, s)] for s in contexts]
+        ys = [m.decode[(b, s)] for s in contexts]
+        a, _ = _line(xs, ys)
+        linear_b[b] = max(0.0, a)
+        decode_attn.append([max(0.0, m.decode[(b, s)] - linear_b[b]) for s in contexts])
+    qa, qb, qc = _quadratic(prompts, [m.prefill[p] for p in prompts])
+    linear_p = {p: max(0.0, qa + qb * p) for p in prompts}
+    tokens = sorted(set(batches) | set(prompts))
+    linear = [linear_b.get(t, linear_p.get(t, 0.0)) for t in tokens]
+    return {
+        "provenance": {
+            "generator": "scoot engine profile",
+            "source": f"measured at {plan.base_url} serving {plan.model}",
+            "engine": engine or {},
+            "generated": time.strftime("%Y-%m-%d"),
+            "machine": f"{platform.machine()}, {platform.node()}",
+            "repeats": m.repeats,
+            "spread_max_cv": round(max(m.spread, default=0.0), 4),
+            "client_overhead_ms": round(m.overhead_ms, 3),
+        },
+        "axes": {"tokens": tokens, "prompts": prompts, "batches": batches, "contexts": contexts},
+        "models": {
+            plan.model: [
+                {
+                    "tp": 1,
+                    "linear_ms": [round(v, 4) for v in linear],
+                    "prefill_attn_ms": [round(qc * p * p, 4) for p in prompts],
+                    "decode_attn_ms": [[round(v, 4) for v in row] for row in decode_attn],
+                    "measured": {
+                        "decode_step_ms": {f"{b}x{s}": m.decode[(b, s)] for b, s in m.decode},
+                        "decode_context": {
+                            f"{b}x{s}": m.decode_context[(b, s)] for b, s in m.decode_context
+                        },
+                        "prefill_step_ms": {str(p): v for p, v in m.prefill.items()},
+                    },
+                }
+            ]
+        },
+    }

@@ -1,0 +1,92 @@
+"""`scoot engine profile` round trip: profiling the embedded engine, which serves a shipped
+step table in real time, recovers that table's step times (issue 15, item 5)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from scoot.engine.embedded.perf import StepShape
+from scoot.engine.embedded.tables import table_perf
+from scoot.engine.launcher import EngineProcess, free_port
+from scoot.stress.profiler import ProfileError, ProfilePlan, check_engine, measure, table
+
+MODEL, GPU = (
+    "qwen3-32b",
+    "a100",
+)  # steps of 44-260 ms: the client's own costs are small beside them
+TOLERANCE = 0.05
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("profile") / "engine.log"
+    argv = [sys.executable, "-m", "scoot.engine.embedded", "serve", MODEL, "--gpu", GPU]
+    # Every step under CUDA graphs, so one rule prices them all.
+    argv += [
+        "--port",
+        str(port),
+        "--startup-seconds",
+        "0.2",
+        "--max-cudagraph-capture-size",
+        "8192",
+    ]
+    argv += ["--max-model-len", "4096"]
+    proc = EngineProcess(argv, gpu_set="0", port=port, log_path=log)
+    failure = proc.wait_ready(60, MODEL)
+    assert failure is None, failure and failure.message
+    yield proc.base_url
+    proc.stop(3)
+
+
+def test_profiling_the_embedded_engine_recovers_its_table(engine: str) -> None:
+    plan = ProfilePlan(engine, MODEL, batches=(1, 8), contexts=(128, 1024), prompts=(256, 1024))
+    assert check_engine(engine, MODEL)["data"][0]["id"] == MODEL
+    m = measure(plan)
+    shipped = table_perf(GPU, MODEL, 1, 64)
+    assert shipped is not None
+    for (b, s), ms in m.decode.items():
+        ctx = round(m.decode_context[(b, s)])
+        want = shipped.step_ms(StepShape([], [ctx] * b))
+        assert ms == pytest.approx(want, rel=TOLERANCE), (b, s, ms, want)
+    for length, ms in m.prefill.items():
+        want = shipped.step_ms(StepShape([(length, 0)], []))
+        assert ms == pytest.approx(want, rel=TOLERANCE), (length, ms, want)
+    doc = table(plan, m)
+    row = doc["models"][MODEL][0]
+    # The table's own pricing gives back what was measured: linear(b) + D(b, s).
+    for i, b in enumerate(plan.batches):
+        for j, s in enumerate(plan.contexts):
+            linear = row["linear_ms"][doc["axes"]["tokens"].index(b)]
+            assert linear + row["decode_attn_ms"][i][j] == pytest.approx(
+                m.decode[(b, s)], abs=1e-3
+            )
+    assert doc["provenance"]["repeats"] >= plan.min_repeats
+
+
+def test_an_endpoint_that_is_not_an_engine_is_named(engine: str) -> None:
+    with pytest.raises(ProfileError, match="not 'no-such-model'"):
+        check_engine(engine, "no-such-model")
+    with pytest.raises(ProfileError, match="not an OpenAI-compatible engine"):
+        check_engine(f"http://127.0.0.1:{free_port()}", MODEL)
+
+
+def test_the_command_writes_a_table_with_its_provenance(engine: str, tmp_path: Path) -> None:
+    target = tmp_path / "table.json"
+    argv = [sys.executable, "-m", "scoot", "engine", "profile", engine, "-o", str(target)]
+    argv += ["--model", MODEL, "--batches", "1", "--contexts", "128", "--prompts", "256"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(target.read_text())
+    assert doc["axes"] == {"tokens": [1, 256], "prompts": [256], "batches": [1], "contexts": [128]}
+    assert doc["provenance"]["source"] == f"measured at {engine} serving {MODEL}"
+    assert doc["models"][MODEL][0]["measured"]["prefill_step_ms"]["256"] > 0
+    bad = subprocess.run([*argv[:5], "http://127.0.0.1:9", "-o", str(target), "--model", MODEL],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert bad.returncode == 2 and "not an OpenAI-compatible engine" in bad.stderr
