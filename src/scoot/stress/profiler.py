@@ -21,6 +21,7 @@ their spread, so a reader can tell a measurement from a fit.
 
 from __future__ import annotations
 
+import itertools
 import json
 import platform
 import statistics
@@ -83,12 +84,16 @@ def check_engine(base_url: str, model: str) -> dict[str, Any]:
     return dict(doc)
 
 
-_sent = [0]  # prompts sent so far: each request's tokens are new (no prefix-cache hit)
+_indices = itertools.count(10_000)
+"""Trace indices of the prompts sent: each request's tokens are new (no prefix-cache hit
+between repeats); 104729, the client's index stride, is prime to its vocabulary."""
 
 
 def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any]:
     requests = [TraceRequest(prompt, output) for _ in range(batch)]
-    first, _sent[0] = _sent[0], _sent[0] + batch
+    first = next(_indices)
+    for _ in range(batch - 1):
+        next(_indices)
     result = run_stress_sync(
         StressPlan(
             plan.base_url,
@@ -98,7 +103,7 @@ def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any
             request_timeout_s=plan.request_timeout_s,
             drain_timeout_s=plan.request_timeout_s,
             scrape_metrics=False,
-            first_index=10_000 + first,  # distinct offsets: 104729 is prime to the vocab
+            first_index=first,
         )
     )
     bad = [r.error for r in result.records if not r.success]
