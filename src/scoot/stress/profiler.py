@@ -14,9 +14,10 @@ measured in the format of the embedded engine's ``tables/*.json`` (issue 15):
 The parts are separated as the table's pricing wants them (``tables.py``): ``linear(b)`` is the
 intercept over contexts of a line through ``step(b, s)``, ``D(b, s)`` the rest; over prompts
 ``linear(L) + A(L)`` is fitted by ``a + b L + c L^2`` and the quadratic term is the attention.
-Every point is repeated until its repeats agree (coefficient of variation under ``settle_cv``)
-or it fails with a clear error. The raw step times travel with the table (``measured``), with
-their spread, so a reader can tell a measurement from a fit.
+Every point is repeated until its repeats agree (coefficient of variation under ``settle_cv``,
+or a spread under ``settle_ms``) or it fails with a clear error. The raw step times travel
+with the table (``measured``), with their spread, so a reader can tell a measurement from a
+fit.
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ class ProfilePlan:
     min_repeats: int = 2
     max_repeats: int = 6
     settle_cv: float = 0.05
+    settle_ms: float = 1.0
+    """Repeats within this many milliseconds of each other agree, whatever their ratio (a
+    one-token prompt's few milliseconds carry the loopback's jitter)."""
     request_timeout_s: float = 120.0
 
 
@@ -121,8 +125,9 @@ def _settled(
         values.append(once())
         if len(values) >= plan.min_repeats:
             mean = statistics.fmean(values)
-            cv = statistics.pstdev(values) / mean if mean > 0 else 0.0
-            if cv <= plan.settle_cv:
+            sd = statistics.pstdev(values)
+            cv = sd / mean if mean > 0 else 0.0
+            if cv <= plan.settle_cv or sd <= plan.settle_ms:
                 spread.append(cv)
                 return statistics.median(values), len(values)
             if len(values) >= plan.max_repeats:
