@@ -172,7 +172,9 @@ def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) 
         return float(record.ttft) * 1e3
 
     on_step("client overhead")
-    tiny, _ = _settled(plan, "one-token prompt", lambda: ttft_once(1), out.spread)
+    # The overhead is what a one-token prompt costs beyond one step: the least of a few tries
+    # (a few milliseconds, where one scheduling hiccup of the machine would double a mean).
+    tiny = min(ttft_once(1) for _ in range(max(5, plan.min_repeats)))
     one_step = out.decode.get((min(plan.batches), min(plan.contexts)), 0.0)
     out.overhead_ms = max(0.0, tiny - one_step)
     for length in plan.prompts:
