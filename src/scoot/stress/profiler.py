@@ -37,6 +37,9 @@ from typing import Any
 from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.traces import TraceRequest
 
+PREFILL_SAMPLES = 5
+"""Requests per prefill repeat."""
+
 
 class ProfileError(RuntimeError):
     """The endpoint is not an engine, stopped answering, or its timings did not settle."""
@@ -168,13 +171,18 @@ def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) 
             out.repeats = max(out.repeats, reps)
 
     def ttft_once(length: int) -> float:
-        (record,) = _stream(plan, length, 1, 1)
-        return float(record.ttft) * 1e3
+        """One repeat: the median TTFT of a few requests in a row (a TTFT is one sample where
+        a decode repeat has dozens of gaps)."""
+        samples = []
+        for _ in range(PREFILL_SAMPLES):
+            (record,) = _stream(plan, length, 1, 1)
+            samples.append(float(record.ttft) * 1e3)
+        return statistics.median(samples)
 
     on_step("client overhead")
     # The overhead is what a one-token prompt costs beyond one step: the least of a few tries
     # (a few milliseconds, where one scheduling hiccup of the machine would double a mean).
-    tiny = min(ttft_once(1) for _ in range(max(5, plan.min_repeats)))
+    tiny = min(ttft_once(1) for _ in range(plan.min_repeats))
     one_step = out.decode.get((min(plan.batches), min(plan.contexts)), 0.0)
     out.overhead_ms = max(0.0, tiny - one_step)
     for length in plan.prompts:
