@@ -302,37 +302,20 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
                 on_progress=on_progress,
             )
         report(store, study)
+        if state is StudyState.COMPLETED:
+            trials = store.trials(study.id)
+            completed = any(t.state is TrialState.COMPLETED and t.retest is None for t in trials)
+            return 0 if completed else 1  # every config failed: not a success
+        # Paused or cancelled while it ran (by the operator, or the policy): say why, exit 2.
+        events = store.notable_events(study.id, last=1)
+        why = events[0].split(": ", 1)[-1] if events else "no reason recorded"
+        raise StoreError(f"study '{spec.name}' is {state}: {why}")
     finally:
         store.close()
-    if state is StudyState.COMPLETED:
-        return 0 if any_completed(root, study.id) else 1  # every config failed: not a success
-    # Paused or cancelled while it ran (by the operator, or the policy): say why, exit 2.
-    why = store_last_event(root, study.id)
-    raise StoreError(f"study '{spec.name}' is {state}: {why}")
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def any_completed(root: Path, study_id: int) -> bool:
-    store = Store(root / "scoot.db")
-    try:
-        return any(
-            t.state is TrialState.COMPLETED and t.retest is None for t in store.trials(study_id)
-        )
-    finally:
-        store.close()
-
-
-def store_last_event(root: Path, study_id: int) -> str:
-    """The latest notable event's message (why a study stopped)."""
-    store = Store(root / "scoot.db")
-    try:
-        events = store.notable_events(study_id, last=1)
-    finally:
-        store.close()
-    return events[0].split(": ", 1)[-1] if events else "no reason recorded"
 
 
 def _preflight(spec: StudySpec) -> None:

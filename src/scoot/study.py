@@ -429,9 +429,7 @@ def _constraints_evaluate(top: _Reader, spec: StudySpec, n_catalog: int) -> None
 def profile_defaults(engine: EngineSpec) -> dict[str, Value]:
     """What the engine's profile says it picks on its machine (``[defaults]``: vLLM-CPU takes
     128 sequences, 2,048 batched tokens and blocks of 128 where a GPU would take others)."""
-    if not engine.profile:
-        return {}
-    table = load_profile(engine.profile).get("defaults", {})
+    table = _profile(engine).get("defaults", {})
     return {k: v for k, v in table.items() if isinstance(v, int | float | str | bool)}
 
 
@@ -451,7 +449,7 @@ def _catalog_constraints(engine: EngineSpec, tuned: set[str]) -> list[Constraint
     if engine.catalog:
         exprs += list(load_catalog(engine.catalog).constraints)
     if engine.profile:
-        exprs += list(load_profile(engine.profile).get("constraints", ()))
+        exprs += list(_profile(engine).get("constraints", ()))
     out = []
     for expr in exprs:
         c = Constraint.parse(expr)

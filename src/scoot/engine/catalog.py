@@ -15,6 +15,8 @@ A new engine version is one command away (``scoot engine catalog --from vllm``) 
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import subprocess
 import tomllib
@@ -228,7 +230,14 @@ def parse_catalog_text(text: str, where: str = "<generated>") -> Catalog:
 
 def load_profile(name: str) -> dict[str, Any]:
     """An engine profile (``vllm-cpu``): the catalog it uses, fixed flags, environment, start-up
-    timeout and extra known constraints of one way of running an engine."""
+    timeout, defaults and extra known constraints of one way of running an engine. Read once
+    per process (a study's checks and every search space read it); each caller gets its own
+    copy."""
+    return copy.deepcopy(_profile(name))
+
+
+@functools.cache
+def _profile(name: str) -> dict[str, Any]:
     path = Path(str(resources.files("scoot.engine") / "profiles")) / f"{name}.toml"
     if not path.exists():
         shipped = sorted(p.stem for p in path.parent.glob("*.toml"))

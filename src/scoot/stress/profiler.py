@@ -98,9 +98,7 @@ between repeats); 104729, the client's index stride, is prime to its vocabulary.
 
 def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any]:
     requests = [TraceRequest(prompt, output) for _ in range(batch)]
-    first = next(_indices)
-    for _ in range(batch - 1):
-        next(_indices)
+    first, *_ = itertools.islice(_indices, batch)  # this run's ``batch`` indices
     result = run_stress_sync(
         StressPlan(
             plan.base_url,
