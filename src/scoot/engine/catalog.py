@@ -245,6 +245,22 @@ def _profile(name: str) -> dict[str, Any]:
     return tomllib.loads(path.read_text())
 
 
+def profile_refusals(name: str) -> list[dict[str, str]]:
+    """An engine profile's constraints as the start-up refusals of a twin's table: the real
+    engine starts only where each holds, and fails as the profile's ``[failure_kinds]`` says
+    (a start-up crash where it does not say)."""
+    profile = _profile(name)
+    kinds = profile.get("failure_kinds", {})
+    return [
+        {
+            "unless": expr,
+            "kind": kinds.get(expr, "startup_crash"),
+            "message": f"the engine ({name}) fails at start-up unless {expr}",
+        }
+        for expr in profile.get("constraints", [])
+    ]
+
+
 def introspect(engine: str, python: str, *args: str, timeout: float = 300) -> dict[str, Any]:
     """Run ``introspect.py`` with the engine's interpreter and return its JSON."""
     script = Path(__file__).with_name("introspect.py")

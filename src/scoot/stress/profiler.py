@@ -22,9 +22,11 @@ fit.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import platform
+import re
 import statistics
 import time
 import urllib.error
@@ -89,6 +91,97 @@ def check_engine(base_url: str, model: str) -> dict[str, Any]:
     if model not in ids:
         raise ProfileError(f"{url}: serves {ids}, not {model!r}; pass --model")
     return dict(doc)
+
+
+def _get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError) as exc:
+        raise ProfileError(f"{url}: the engine stopped answering ({exc})") from None
+
+
+def _accepts_token(base_url: str, model: str, token: int) -> bool:
+    """Whether a one-token prompt of id ``token`` is served (vLLM refuses ids out of its
+    vocabulary with a 400)."""
+    body = json.dumps({"model": model, "prompt": [token], "max_tokens": 1}).encode()
+    req = urllib.request.Request(
+        base_url.rstrip("/") + "/v1/completions",
+        data=body,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return bool(r.status == 200)
+    except urllib.error.HTTPError as exc:
+        if exc.code == 400:
+            return False
+        raise ProfileError(f"{base_url}: a one-token request got HTTP {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise ProfileError(f"{base_url}: the engine stopped answering ({exc})") from None
+
+
+def probe_vocab(base_url: str, model: str, limit: int = 1 << 22) -> int:
+    """The vocabulary size, from the outside: the least token id refused, by bisection
+    (about 22 one-token requests)."""
+    if not _accepts_token(base_url, model, 0):
+        raise ProfileError(f"{base_url}: refuses even token id 0; is it serving {model!r}?")
+    lo, hi = 0, limit  # lo accepted; hi refused or the limit
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if _accepts_token(base_url, model, mid):
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def engine_facts(base_url: str, model: str, models: dict[str, Any]) -> dict[str, Any]:
+    """What the engine says of itself: version (``/version``), context length
+    (``/v1/models``), KV-cache capacity (``vllm:cache_config_info`` in ``/metrics``) and its
+    vocabulary (:func:`probe_vocab`).
+
+    Raises:
+        ProfileError: where the engine reports no KV-cache capacity.
+    """
+    base = base_url.rstrip("/")
+    facts: dict[str, Any] = {}
+    status, text = _get(base + "/version")
+    if status == 200:
+        with contextlib.suppress(ValueError):
+            facts["version"] = json.loads(text).get("version")
+    entry = next(m for m in models.get("data", []) if m.get("id") == model)
+    if isinstance(entry.get("max_model_len"), int):
+        facts["max_model_len"] = entry["max_model_len"]
+    status, text = _get(base + "/metrics")
+    info = _labels(text, "vllm:cache_config_info") if status == 200 else {}
+    try:
+        block = int(info["block_size"])
+        tokens = info.get("kv_cache_size_tokens", "None")
+        facts["kv_tokens"] = (
+            int(tokens) if tokens.isdigit() else int(info["num_gpu_blocks"]) * block
+        )
+        facts["block_size"] = block
+        if info.get("kv_cache_memory_bytes", "").isdigit():
+            facts["kv_bytes"] = int(info["kv_cache_memory_bytes"])
+    except (KeyError, ValueError):
+        raise ProfileError(
+            f"{base}/metrics: no vllm:cache_config_info with num_gpu_blocks and block_size, so "
+            "the KV-cache capacity is unknown"
+        ) from None
+    facts["vocab"] = probe_vocab(base_url, model)
+    return facts
+
+
+def _labels(text: str, metric: str) -> dict[str, str]:
+    """The labels of the first sample of ``metric`` in a Prometheus text page."""
+    for line in text.splitlines():
+        if line.startswith(metric + "{"):
+            inside = line[len(metric) + 1 : line.rindex("}")]
+            return dict(re.findall(r'(\w+)="([^"]*)"', inside))
+    return {}
 
 
 _indices = itertools.count(10_000)
@@ -231,8 +324,37 @@ def _quadratic(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float, 
     return coef[0], coef[1], max(0.0, coef[2])
 
 
-def table(plan: ProfilePlan, m: Measured, engine: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The step table of the embedded engine's format, from measurements."""
+def twin_facts(
+    facts: dict[str, Any],
+    m: Measured,
+    *,
+    startup_s: float,
+    defaults: dict[str, int],
+    refusals: Sequence[dict[str, str]] = (),
+) -> dict[str, Any]:
+    """The ``twin`` section of a profiled row (``engine/embedded/twin.py`` reads it): what the
+    engine reported of itself, what was measured, and what the operator knows of its launch
+    (start-up time, the batch limits it picks, the configurations it refuses)."""
+    return {
+        "kv_tokens": facts["kv_tokens"],
+        "kv_bytes": facts.get("kv_bytes"),
+        "max_model_len": facts["max_model_len"],
+        "vocab": facts["vocab"],
+        "startup_s": round(startup_s, 2),
+        "request_overhead_ms": round(m.overhead_ms, 3),
+        "defaults": {"block_size": facts["block_size"], **defaults},
+        "refuses": list(refusals),
+    }
+
+
+def table(
+    plan: ProfilePlan,
+    m: Measured,
+    engine: dict[str, Any] | None = None,
+    twin: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The step table of the embedded engine's format, from measurements; with ``twin``
+    (:func:`twin_facts`) the embedded engine can serve it as that engine's twin."""
     batches, contexts, prompts = list(plan.batches), list(plan.contexts), list(plan.prompts)
     linear_b: dict[int, float] = {}
     decode_attn: list[list[float]] = []
@@ -265,6 +387,7 @@ def table(plan: ProfilePlan, m: Measured, engine: dict[str, Any] | None = None) 
                     "linear_ms": [round(v, 4) for v in linear],
                     "prefill_attn_ms": [round(qc * p * p, 4) for p in prompts],
                     "decode_attn_ms": [[round(v, 4) for v in row] for row in decode_attn],
+                    **({"twin": twin} if twin is not None else {}),
                     "measured": {
                         "decode_step_ms": {f"{b}x{s}": m.decode[(b, s)] for b, s in m.decode},
                         "decode_context": {

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from scoot.engine.embedded.core import BLOCK_SIZES, EngineArgs, EngineStartupError, Scheduler
 from scoot.engine.embedded.hardware import GIB
+from scoot.engine.embedded.twin import TwinFacts
 
 log = logging.getLogger("scoot.engine")
 
@@ -34,14 +35,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--startup-seconds",
         type=float,
-        default=float(os.environ.get("SCOOT_ENGINE_STARTUP_S", "3.0")),
-        help="time to become ready (env SCOOT_ENGINE_STARTUP_S)",
+        default=None,
+        help="time to become ready (env SCOOT_ENGINE_STARTUP_S; default 3, or the profiled "
+        "engine's with --table)",
+    )
+    p.add_argument(
+        "--table",
+        default="",
+        help="a step table made by `scoot engine profile`: serve as that engine's twin",
     )
     p.add_argument("--tensor-parallel-size", "-tp", type=int, default=1)
     p.add_argument("--max-num-seqs", type=int)
     p.add_argument("--max-num-batched-tokens", type=int)
     p.add_argument("--max-model-len", type=int)
-    p.add_argument("--block-size", type=int, choices=BLOCK_SIZES, default=16)
+    # No argparse choices: a twin takes what its engine's parser takes (its refusals come at
+    # start-up); the GPU engine checks vLLM's CUDA choices with vLLM's wording in the core.
+    p.add_argument(
+        "--block-size", type=int, help=f"16 by default; on a GPU one of {BLOCK_SIZES}"
+    )
     p.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.92)
@@ -66,6 +77,17 @@ def _gpus_available() -> int:
     if visible is None or not visible.strip():
         return 1 if visible is None else 0
     return len([g for g in visible.split(",") if g.strip()])
+
+
+def _startup_seconds(given: float | None, twin: TwinFacts | None) -> float:
+    """The flag, else SCOOT_ENGINE_STARTUP_S (tests shorten start-ups with it), else the
+    profiled engine's measured start-up, else 3 s."""
+    if given is not None:
+        return given
+    env = os.environ.get("SCOOT_ENGINE_STARTUP_S")
+    if env:
+        return float(env)
+    return twin.startup_s if twin is not None else 3.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -99,14 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_cudagraph_capture_size=ns.max_cudagraph_capture_size,
         max_num_active_seqs=ns.max_num_active_seqs,
         timing=ns.timing,
+        table=ns.table,
     )
     log.info("vLLM-compatible embedded engine; non-default args: %s", " ".join(argv))
     t0 = time.monotonic()
     try:
         resolved = args.resolved()
+        startup_s = _startup_seconds(ns.startup_seconds, resolved.twin)
         # Weights load before memory profiling, so memory errors come after part of start-up.
-        time.sleep(ns.startup_seconds * 0.5)
-        log.info("Loading weights took %.2f seconds", ns.startup_seconds * 0.5)
+        time.sleep(startup_s * 0.5)
+        log.info("Loading weights took %.2f seconds", startup_s * 0.5)
         plan = resolved.plan()
     except EngineStartupError as exc:
         log.error("EngineCore failed to start.")
@@ -128,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolved.max_model_len,
         plan.kv_tokens / resolved.max_model_len,
     )
-    time.sleep(max(0.0, ns.startup_seconds - (time.monotonic() - t0)))
+    time.sleep(max(0.0, startup_s - (time.monotonic() - t0)))
     from aiohttp import web
 
     from scoot.engine.embedded.server import EngineServer

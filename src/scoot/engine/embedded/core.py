@@ -23,6 +23,7 @@ from scoot.engine.embedded.perf import (
     plan_memory,
 )
 from scoot.engine.embedded.tables import TablePerf, table_perf
+from scoot.engine.embedded.twin import TwinError, TwinFacts, load_twin
 
 TIMINGS = ("auto", "table", "roofline")
 
@@ -51,7 +52,8 @@ class EngineArgs:
     max_num_seqs: int | None = None
     max_num_batched_tokens: int | None = None
     max_model_len: int | None = None
-    block_size: int = 16
+    block_size: int | None = None
+    """None: 16 on a GPU, the profiled engine's pick on a twin."""
     enable_chunked_prefill: bool = True
     enable_prefix_caching: bool = True
     gpu_memory_utilization: float = 0.92  # CacheConfig's default in vLLM 0.32
@@ -61,6 +63,47 @@ class EngineArgs:
     enforce_eager: bool = False
     max_cudagraph_capture_size: int | None = None
     timing: str = "auto"
+    table: str = ""
+    """A step table measured by ``scoot engine profile``: the engine becomes that engine's twin
+    (its step times, KV capacity, defaults and start-up refusals; ``twin.py``), and ``gpu`` and
+    ``timing`` no longer apply."""
+
+    def flag_values(self, resolved: ResolvedArgs) -> dict[str, int | float | str | bool]:
+        """The configuration as vLLM flag names with vLLM's picks filled in (what an engine
+        profile's constraints read)."""
+        return {
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "max_num_seqs": resolved.max_num_seqs,
+            "max_num_batched_tokens": resolved.max_num_batched_tokens,
+            "max_model_len": resolved.max_model_len,
+            "block_size": resolved.block_size,
+            "enable_chunked_prefill": self.enable_chunked_prefill,
+            "enable_prefix_caching": self.enable_prefix_caching,
+            "gpu_memory_utilization": self.gpu_memory_utilization,
+            "scheduling_policy": self.scheduling_policy,
+            "long_prefill_token_threshold": self.long_prefill_token_threshold,
+            "max_num_active_seqs": resolved.max_num_active_seqs,
+            "enforce_eager": self.enforce_eager,
+        }
+
+    def _twin(self) -> tuple[ModelSpec, TablePerf, TwinFacts]:
+        """The profiled engine this table describes, as a model, its timing and its facts."""
+        try:
+            twin = load_twin(self.table)
+        except TwinError as exc:
+            raise EngineStartupError("invalid_args", f"--table: {exc}") from None
+        facts = twin.facts.get(self.model)
+        if facts is None:
+            raise EngineStartupError(
+                "invalid_args",
+                f"OSError: {self.model} is not a model of the profiled table {self.table} "
+                f"(it profiles: {', '.join(sorted(twin.facts))})",
+            )
+        # Only the vocabulary and context length of the model matter to a twin: the table
+        # already prices every layer, so no per-layer launch cost is added (layers = 0).
+        spec = ModelSpec(self.model, 0.0, 0, 0, 1, 1, 1, 0, facts.vocab, facts.max_model_len)
+        perf = TablePerf("profiled", self.model, 1, twin.doc, twin.row(self.model), 0)
+        return spec, perf, facts
 
     def resolved(self) -> ResolvedArgs:
         """Fill vLLM's context-dependent defaults and run its config validation.
@@ -68,23 +111,34 @@ class EngineArgs:
         Raises:
             EngineStartupError: with vLLM's own wording where vLLM would refuse.
         """
-        model = find_model(self.model)
-        if model is None:
-            raise EngineStartupError(
+        twin: TwinFacts | None = None
+        if self.table:
+            model, twin_perf, twin = self._twin()
+        else:
+            found = find_model(self.model)
+            if found is None:
+                raise EngineStartupError(
                 "invalid_args",
                 f"OSError: {self.model} is not a local folder and is not a valid model "
                 "identifier listed on 'https://huggingface.co/models' (embedded engine "
-                f"knows: {', '.join(sorted(MODELS))})",
-            )
+                    f"knows: {', '.join(sorted(MODELS))})",
+                )
+            model = found
         gpu = GPUS.get(self.gpu.lower())
         if gpu is None:
             raise EngineStartupError(
                 "invalid_args", f"unknown --gpu {self.gpu!r}; known: {', '.join(sorted(GPUS))}"
             )
         mns, mnbt = self.max_num_seqs, self.max_num_batched_tokens
-        default_seqs, default_tokens = default_batch_limits(gpu.name, gpu.memory_gib)
+        default_seqs, default_tokens = (
+            (twin.default_max_num_seqs, twin.default_max_num_batched_tokens)
+            if twin
+            else default_batch_limits(gpu.name, gpu.memory_gib)
+        )
         if mns is None:
             mns = default_seqs
+            if twin is not None and mnbt is not None:
+                mns = min(mns, mnbt)  # vLLM-CPU lowers its pick to a smaller given budget
         if mnbt is None:
             mnbt = default_tokens
         mml = self.max_model_len or model.max_position
@@ -104,16 +158,17 @@ class EngineArgs:
                 f"GPUs in the placement group (tensor_parallel_size={tp}, available "
                 f"GPUs={self.gpus_available}).",
             )
-        if model.heads % tp != 0:
+        if twin is None and model.heads % tp != 0:
             raise EngineStartupError(
                 "invalid_args",
                 f"ValueError: Total number of attention heads ({model.heads}) must be divisible "
                 f"by tensor parallel size ({tp}).",
             )
-        if self.block_size not in BLOCK_SIZES:
+        block_size = self.block_size or (twin.default_block_size if twin else 16)
+        if block_size < 1 or (twin is None and block_size not in BLOCK_SIZES):
             raise EngineStartupError(
                 "invalid_args",
-                f"argument --block-size: invalid choice: {self.block_size} "
+                f"argument --block-size: invalid choice: {block_size} "
                 f"(choose from {', '.join(map(str, BLOCK_SIZES))})",
             )
         if mnbt < mns:
@@ -169,7 +224,9 @@ class EngineArgs:
                 + ")",
             )
         perf: TablePerf | PerfModel | None = None
-        if self.timing != "roofline":
+        if twin is not None:
+            perf = twin_perf
+        elif self.timing != "roofline":
             perf = table_perf(gpu.name, model.name, tp, model.layers)
             if perf is None and self.timing == "table":
                 raise EngineStartupError(
@@ -188,6 +245,8 @@ class EngineArgs:
             perf=perf,
             long_prefill_token_threshold=threshold,
             max_num_active_seqs=active if active is not None else mns,
+            twin=twin,
+            block_size=block_size,
         )
 
 
@@ -217,10 +276,15 @@ class ResolvedArgs:
     max_num_active_seqs: int = 0
     """Admission cap into RUNNING (vLLM 0.32's ``--max-num-active-seqs``): decode batches stay
     smaller while buffers and CUDA-graph capture still follow ``max_num_seqs``."""
+    block_size: int = 16
+    twin: TwinFacts | None = None
+    """The profiled engine's facts where this engine is a twin (``EngineArgs.table``)."""
 
     def plan(self) -> MemoryPlan:
         """vLLM's memory profile; raises where vLLM's start-up would fail."""
         a = self.args
+        if self.twin is not None:
+            return self._twin_plan(self.twin)
         gpu = GPUS[a.gpu.lower()]
         tp = a.tensor_parallel_size
         plan = plan_memory(
@@ -230,7 +294,7 @@ class ResolvedArgs:
             gpu_memory_utilization=a.gpu_memory_utilization,
             max_num_batched_tokens=self.max_num_batched_tokens,
             max_num_seqs=self.max_num_seqs,
-            block_size=a.block_size,
+            block_size=self.block_size,
             enforce_eager=a.enforce_eager,
             max_cudagraph_capture_size=a.max_cudagraph_capture_size,
             facts=self.perf.memory,
@@ -253,6 +317,37 @@ class ResolvedArgs:
                 f"{plan.cuda_graphs / GIB:.2f} GiB + non-torch {plan.non_torch / GIB:.2f} GiB "
                 f"+ KV cache {plan.kv_cache / GIB:.2f} GiB)",
             )
+        return self._fits(plan)
+
+    def _twin_plan(self, twin: TwinFacts) -> MemoryPlan:
+        """The profiled engine's start-up: its refusals first (they fail part-way through, as
+        the attention backend's checks do), then its reported KV capacity in blocks of this
+        configuration's size."""
+        refusal = twin.refusal(self.args.flag_values(self))
+        if refusal is not None:
+            raise EngineStartupError(
+                refusal.kind,
+                refusal.message or f"the profiled engine refuses this: {refusal.unless.expr}",
+            )
+        bs = self.block_size
+        num_blocks = twin.kv_tokens // bs
+        return self._fits(
+            MemoryPlan(
+                total=0.0,
+                requested=0.0,
+                weights=0.0,
+                activations=0.0,
+                cuda_graphs=0.0,
+                non_torch=0.0,
+                kv_cache=float(twin.kv_tokens),
+                num_blocks=num_blocks,
+                block_size=bs,
+                kv_bytes_per_token=1.0,
+            )
+        )
+
+    def _fits(self, plan: MemoryPlan) -> MemoryPlan:
+        """One full-length sequence must fit the KV cache (vLLM's ``check_enough_kv_cache``)."""
         per_token = plan.kv_bytes_per_token
         if plan.kv_tokens < self.max_model_len:
             needed = self.max_model_len * per_token
@@ -441,7 +536,7 @@ class Scheduler:
         self.chunked = a.enable_chunked_prefill
         self.threshold = resolved.long_prefill_token_threshold
         self.priority = a.scheduling_policy == "priority"
-        self.pool = BlockPool(plan.num_blocks, a.block_size, a.enable_prefix_caching)
+        self.pool = BlockPool(plan.num_blocks, plan.block_size, a.enable_prefix_caching)
         self.perf = resolved.perf
         # Decode-only batches up to the largest captured size replay a CUDA graph.
         self.graph_limit = (

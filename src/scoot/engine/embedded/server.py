@@ -120,6 +120,12 @@ class EngineServer:
             f'vllm:generation_tokens_total{{model_name="{name}"}} {self.tokens_total}',
             f'vllm:prompt_tokens_total{{model_name="{name}"}} {self.prompt_tokens_total}',
             f'vllm:request_success_total{{model_name="{name}"}} {self.requests_total}',
+            # vLLM's CacheConfig as an info gauge: what `scoot engine profile` reads the KV
+            # capacity from.
+            f'vllm:cache_config_info{{block_size="{s.pool.block_size}",'
+            f'enable_prefix_caching="{s.pool.caching}",'
+            f'kv_cache_size_tokens="{s.pool.num_blocks * s.pool.block_size}",'
+            f'num_gpu_blocks="{s.pool.num_blocks}"}} 1.0',
         ]
         return web.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
@@ -134,6 +140,9 @@ class EngineServer:
             tokens = text_to_tokens(prompt, self.vocab)
         elif isinstance(prompt, list) and all(isinstance(t, int) for t in prompt) and prompt:
             tokens = prompt
+            bad = next((t for t in tokens if not 0 <= t < self.vocab), None)
+            if bad is not None:
+                return _error(400, f"Token id {bad} is out of vocabulary")
         else:
             return _error(400, "prompt must be a string or a non-empty list of token ids")
         return await self._generate(request, body, tokens, chat=False)

@@ -60,12 +60,18 @@ class TablePerf:
         self._linear: list[float] = row["linear_ms"]
         self._prefill: list[float] = row["prefill_attn_ms"]
         self._decode: list[list[float]] = row["decode_attn_ms"]
-        m = row["memory"]
-        self.memory = MemoryFacts(
-            float(m["weight_bytes"]),
-            float(m["kv_bytes_per_token"]),
-            float(m["activation_bytes_per_token"]),
-            float(m["nccl_bytes"]),
+        m = row.get("memory")
+        # A profiled table (``scoot engine profile``) has no memory model: its engine reported
+        # its KV capacity instead (``twin.py``).
+        self.memory: MemoryFacts | None = (
+            MemoryFacts(
+                float(m["weight_bytes"]),
+                float(m["kv_bytes_per_token"]),
+                float(m["activation_bytes_per_token"]),
+                float(m["nccl_bytes"]),
+            )
+            if m is not None
+            else None
         )
         self.provenance: str = doc["provenance"]["source"]
         self.source_checks: dict[str, float] = row.get("source_checks_ms", {})

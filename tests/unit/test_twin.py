@@ -1,0 +1,120 @@
+"""The calibrated twin (issue 15, item 2): the embedded engine serving a profiled step table
+with that engine's KV capacity, defaults and start-up refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scoot.engine.catalog import profile_refusals
+from scoot.engine.embedded.core import EngineArgs, EngineStartupError, SimRequest, simulate
+from scoot.engine.embedded.twin import TwinError, load_twin
+from scoot.stress.traces import TraceRequest
+from scoot.virtual import replay
+
+MODEL = "/models/tiny-llama"
+
+
+def profiled(tmp_path: Path, **twin: Any) -> str:
+    """A small table as `scoot engine profile` writes it: decode 2 ms + 0.01 ms per sequence,
+    prefill 1 ms + 0.01 ms per token, no attention cost (so each step is easy to price)."""
+    facts = {
+        "kv_tokens": 8192,
+        "max_model_len": 2048,
+        "vocab": 32000,
+        "startup_s": 24.5,
+        "request_overhead_ms": 1.5,
+        "defaults": {"max_num_seqs": 128, "max_num_batched_tokens": 2048, "block_size": 128},
+        "refuses": profile_refusals("vllm-cpu"),
+        **twin,
+    }
+    tokens = [1, 4, 16, 128, 512, 2048]
+    doc = {
+        "provenance": {"source": "measured at http://127.0.0.1:8000 serving tiny-llama"},
+        "axes": {"tokens": tokens, "prompts": [128, 512, 2048], "batches": [1, 4, 16],
+                 "contexts": [128, 512]},  # fmt: skip
+        "models": {
+            MODEL: [
+                {
+                    "tp": 1,
+                    "linear_ms": [1.0 + 0.01 * t for t in tokens],
+                    "prefill_attn_ms": [0.0, 0.0, 0.0],
+                    "decode_attn_ms": [[0.0, 0.0]] * 3,
+                    "twin": facts,
+                }
+            ]
+        },
+    }
+    path = tmp_path / f"twin-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(doc))
+    return str(path)
+
+
+def test_a_twin_prices_steps_from_its_table_and_adds_the_clients_overhead(tmp_path: Path) -> None:
+    args = EngineArgs(model=MODEL, table=profiled(tmp_path))
+    (rec,) = simulate(args, [SimRequest(0.0, list(range(512)), 3)])
+    assert rec is not None
+    # One prefill step of 512 tokens, then two decode steps of one sequence.
+    assert rec.first_token == pytest.approx((1.0 + 5.12) / 1e3)
+    assert rec.finish - rec.first_token == pytest.approx(2 * 1.01 / 1e3)
+    metrics, (record,) = replay(args, [TraceRequest(512, 3)], [0.0])
+    assert record.ttft == pytest.approx(rec.first_token + 1.5e-3)
+    assert metrics.median_ttft_ms == pytest.approx(1e3 * rec.first_token + 1.5)
+
+
+def test_a_twin_takes_its_engines_defaults_and_kv_capacity(tmp_path: Path) -> None:
+    table = profiled(tmp_path)
+    resolved = EngineArgs(model=MODEL, table=table).resolved()
+    assert (resolved.max_num_seqs, resolved.max_num_batched_tokens) == (128, 2048)
+    assert resolved.max_model_len == 2048
+    plan = resolved.plan()
+    assert plan.kv_tokens == 8192
+    assert plan.num_blocks == 64  # of the engine's own block size
+    assert EngineArgs(model=MODEL, table=table, block_size=64).resolved().plan().num_blocks == 128
+    # vLLM-CPU lowers its own max-num-seqs to a smaller budget given alone.
+    lowered = EngineArgs(model=MODEL, table=table, max_num_batched_tokens=64).resolved()
+    assert lowered.max_num_seqs == 64
+    with pytest.raises(EngineStartupError, match="must be greater than or equal to"):
+        EngineArgs(model=MODEL, table=table, max_num_seqs=128, max_num_batched_tokens=64).resolved()
+    small = profiled(tmp_path, kv_tokens=1024)
+    with pytest.raises(EngineStartupError) as exc:
+        EngineArgs(model=MODEL, table=small).resolved().plan()
+    assert exc.value.kind == "kv_cache_too_small"
+
+
+@pytest.mark.parametrize(
+    ("flags", "kind"),
+    [({"block_size": 16}, "startup_crash"), ({"block_size": 48}, "startup_crash")],
+)
+def test_a_twin_refuses_what_its_engine_refuses(
+    tmp_path: Path, flags: dict[str, int], kind: str
+) -> None:
+    args = EngineArgs(model=MODEL, table=profiled(tmp_path), **flags)
+    resolved = args.resolved()  # the refusal comes part-way through start-up, at the plan
+    with pytest.raises(EngineStartupError) as exc:
+        resolved.plan()
+    assert exc.value.kind == kind
+    assert "block_size % 32 == 0" in str(exc.value)
+    assert EngineArgs(model=MODEL, table=profiled(tmp_path), block_size=64).resolved().plan()
+
+
+def test_a_table_that_cannot_serve_as_a_twin_is_named(tmp_path: Path) -> None:
+    with pytest.raises(EngineStartupError, match=r"other is not a model.*\(it profiles: /models/tiny-llama\)"):
+        EngineArgs(model="other", table=profiled(tmp_path)).resolved()
+    broken = profiled(tmp_path, vocab="many")
+    with pytest.raises(TwinError, match=r"models\./models/tiny-llama\[0\]\.twin\.vocab"):
+        load_twin(broken)
+    bad_kind = profiled(tmp_path, refuses=[{"unless": "block_size > 1", "kind": "explodes"}])
+    with pytest.raises(TwinError, match=r"refuses\[0\]\.kind"):
+        load_twin(bad_kind)
+    shipped = tmp_path / "gpu.json"
+    doc = json.loads(Path(profiled(tmp_path)).read_text())
+    del doc["models"][MODEL][0]["twin"]
+    shipped.write_text(json.dumps(doc))
+    with pytest.raises(EngineStartupError, match="twin is missing"):
+        EngineArgs(model=MODEL, table=str(shipped)).resolved()
+    with pytest.raises(EngineStartupError, match="cannot read"):
+        EngineArgs(model=MODEL, table=str(tmp_path / "none.json")).resolved()
