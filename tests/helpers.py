@@ -204,3 +204,47 @@ def study_text(**fields: object) -> str:
     for key in ("objectives", "gpu_sets"):
         fields[key] = json.dumps(list(fields[key]))  # type: ignore[call-overload]
     return textwrap.dedent(STUDY.format(**fields))
+
+
+TWIN_MODEL = "/models/tiny-llama"
+
+
+def profiled_table(tmp_path: Path, **twin: Any) -> str:
+    """A small table as `scoot engine profile` writes it: decode 2 ms + 0.01 ms per sequence,
+    prefill 1 ms + 0.01 ms per token, no attention cost (so each step is easy to price)."""
+    from scoot.engine.catalog import profile_refusals
+
+    facts = {
+        "kv_tokens": 8192,
+        "max_model_len": 2048,
+        "vocab": 32000,
+        "startup_s": 24.5,
+        "request_overhead_ms": 1.5,
+        "defaults": {"max_num_seqs": 128, "max_num_batched_tokens": 2048, "block_size": 128},
+        "refuses": profile_refusals("vllm-cpu"),
+        **twin,
+    }
+    tokens = [1, 4, 16, 128, 512, 2048]
+    doc = {
+        "provenance": {"source": "measured at http://127.0.0.1:8000 serving tiny-llama"},
+        "axes": {
+            "tokens": tokens,
+            "prompts": [128, 512, 2048],
+            "batches": [1, 4, 16],
+            "contexts": [128, 512],
+        },
+        "models": {
+            TWIN_MODEL: [
+                {
+                    "tp": 1,
+                    "linear_ms": [1.0 + 0.01 * t for t in tokens],
+                    "prefill_attn_ms": [0.0, 0.0, 0.0],
+                    "decode_attn_ms": [[0.0, 0.0]] * 3,
+                    "twin": facts,
+                }
+            ]
+        },
+    }
+    path = tmp_path / f"twin-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps(doc))
+    return str(path)

@@ -63,6 +63,10 @@ class EngineSpec:
     """The parameter catalog flags are checked against (``vllm-0.32``); empty: none."""
     profile: str = ""
     """An engine profile whose fixed flags, environment and constraints apply (``vllm-cpu``)."""
+    table: str = ""
+    """A step table made by ``scoot engine profile`` (embedded kind only): the study runs on
+    that engine's twin; the profile's constraints, defaults and stress limits still apply, its
+    launch flags and environment (for the real engine) do not."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,7 +182,7 @@ class StudySpec:
         )
 
 
-LATER_KEYS = (("trace", "too_long", "send"),)
+LATER_KEYS = (("trace", "too_long", "send"), ("engine", "table", ""))
 """(section, key, default) of study keys newer than stored studies."""
 TOO_LONG = ("send", "skip", "clip", "fail")
 
@@ -337,7 +341,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     if len(set(gpu_sets)) != len(gpu_sets):
         raise top.fail("gpu_sets", "lists a GPU set twice")
 
-    engine = _engine(top.sub("engine"))
+    engine = _engine(top.sub("engine"), base)
     trace = _trace(top.sub("trace"), base)
     stress = _stress(top.sub("stress"), _profile(engine).get("stress", {}))
     params = _params(top.sub("params"), engine, gpu_sets)
@@ -476,7 +480,7 @@ def _objectives(top: _Reader) -> tuple[Objective, ...]:
     return tuple(result)
 
 
-def _engine(r: _Reader) -> EngineSpec:
+def _engine(r: _Reader, base: Path | None = None) -> EngineSpec:
     r.check_keys(
         {
             "kind",
@@ -489,6 +493,7 @@ def _engine(r: _Reader) -> EngineSpec:
             "stop_grace_s",
             "catalog",
             "profile",
+            "table",
         }
     )
     kind = r.get("kind", str, "embedded")
@@ -510,6 +515,9 @@ def _engine(r: _Reader) -> EngineSpec:
             load_catalog(catalog)
         except CatalogError as exc:
             raise r.fail("catalog", str(exc)) from None
+    table = _twin_table(r, kind, base)
+    if table:  # the profile's launch flags and environment are for the real engine
+        profile = {k: v for k, v in profile.items() if k not in ("args", "env")}
     env_table = {**profile.get("env", {}), **r.get("env", dict, {})}
     env = []
     for key, value in env_table.items():
@@ -528,13 +536,42 @@ def _engine(r: _Reader) -> EngineSpec:
         model=r.get("model", str, _ENGINE.model),
         gpu=r.get("gpu", str, _ENGINE.gpu),
         command=command,
-        args=tuple(profile.get("args", ())) + _str_list(r, "args"),
+        args=(("--table", table) if table else ())
+        + tuple(profile.get("args", ()))
+        + _str_list(r, "args"),
         env=tuple(env),
         startup_timeout_s=float(startup),
         stop_grace_s=r.positive("stop_grace_s", float, _ENGINE.stop_grace_s),
         catalog=catalog,
         profile=profile_name,
+        table=table,
     )
+
+
+def _twin_table(r: _Reader, kind: str, base: Path | None) -> str:
+    """``[engine] table``, checked once here: the file, its twin facts and the model."""
+    table: str = r.get("table", str, "")
+    if not table:
+        return ""
+    if kind != "embedded":
+        raise r.fail(
+            "table", 'a profiled table is served by the embedded engine: kind = "embedded"'
+        )
+    if base is not None and not Path(table).is_absolute():
+        table = str((base / table).resolve())
+    from scoot.engine.embedded.twin import TwinError, load_twin
+
+    try:
+        twin = load_twin(table)
+    except TwinError as exc:
+        raise r.fail("table", str(exc)) from None
+    model = r.get("model", str, _ENGINE.model)
+    if model not in twin.facts:
+        raise r.fail(
+            "model",
+            f"{model!r} is not in the table {table} (it profiles: {', '.join(twin.facts)})",
+        )
+    return table
 
 
 def _str_list(r: _Reader, key: str) -> tuple[str, ...]:
@@ -786,6 +823,7 @@ def engine_default(engine: EngineSpec, gpu_sets: tuple[str, ...], name: str) -> 
         resolved = EngineArgs(
             model=engine.model,
             gpu=engine.gpu,
+            table=engine.table,
             max_model_len=int(fixed["max_model_len"]) if "max_model_len" in fixed else None,
             tensor_parallel_size=int(fixed.get("tensor_parallel_size", 1)),
             gpus_available=len(devices_of(gpu_sets[0]).split(",")) if gpu_sets else 1,
@@ -798,7 +836,7 @@ def engine_default(engine: EngineSpec, gpu_sets: tuple[str, ...], name: str) -> 
         "max_num_active_seqs": resolved.max_num_seqs,
         "enable_chunked_prefill": True,
         "enable_prefix_caching": True,
-        "block_size": 16,
+        "block_size": resolved.block_size,
         "max_cudagraph_capture_size": max(cudagraph_capture_sizes(resolved.max_num_seqs, None)),
     }
     return known.get(name)

@@ -100,7 +100,11 @@ def test_the_command_writes_a_table_with_its_provenance(engine: str, tmp_path: P
     assert twin["kv_tokens"] == _logged_blocks() * 16
     assert twin["vocab"] == 151936  # Qwen3's, found by bisection over refused token ids
     assert twin["max_model_len"] == 4096
-    assert twin["defaults"] == {"max_num_seqs": 256, "max_num_batched_tokens": 2048, "block_size": 16}
+    assert twin["defaults"] == {
+        "max_num_seqs": 256,
+        "max_num_batched_tokens": 2048,
+        "block_size": 16,
+    }
     assert twin["startup_s"] == 7.0
     bad = subprocess.run([*argv[:5], "http://127.0.0.1:9", "-o", str(target), "--model", MODEL,
                           "--profile", "vllm-cpu"],
@@ -112,3 +116,38 @@ def _logged_blocks() -> int:
     """The engine's own start-up line, ``# GPU blocks: N``."""
     text = LOGS[0].read_text()
     return int(text.split("# GPU blocks: ")[1].split()[0])
+
+
+def test_the_profiled_table_serves_as_a_twin(engine: str, tmp_path: Path) -> None:
+    """`scoot-engine serve MODEL --table FILE`: the twin reports the profiled engine's KV
+    capacity and context, and answers with its step times."""
+    target = tmp_path / "table.json"
+    argv = [sys.executable, "-m", "scoot", "engine", "profile", engine, "-o", str(target)]
+    argv += ["--model", MODEL, "--batches", "1,4", "--contexts", "128,512", "--prompts", "256"]
+    argv += ["--max-num-seqs", "256", "--max-num-batched-tokens", "2048"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(target.read_text())["models"][MODEL][0]["twin"]
+    port = free_port()
+    serve = [sys.executable, "-m", "scoot.engine.embedded", "serve", MODEL, "--table", str(target)]
+    twin = EngineProcess(
+        [*serve, "--port", str(port), "--startup-seconds", "0.2"],
+        gpu_set="0",
+        port=port,
+        log_path=tmp_path / "twin.log",
+    )
+    try:
+        assert twin.wait_ready(60, MODEL) is None
+        info = check_engine(twin.base_url, MODEL)
+        assert info["data"][0]["max_model_len"] == facts["max_model_len"] == 4096
+        plan = ProfilePlan(twin.base_url, MODEL, batches=(2,), contexts=(256,), prompts=(256,))
+        again = measure(plan)
+    finally:
+        twin.stop(3)
+    assert f"# GPU blocks: {facts['kv_tokens'] // 16}" in (tmp_path / "twin.log").read_text()
+    # An off-grid decode step (batch 2, context ~270) of the real engine, predicted by the twin.
+    shipped = table_perf(GPU, MODEL, 1, 64)
+    assert shipped is not None
+    ctx = round(again.decode_context[(2, 256)])
+    want = shipped.step_ms(StepShape([], [ctx, ctx]))
+    assert again.decode[(2, 256)] == pytest.approx(want, rel=2 * TOLERANCE)

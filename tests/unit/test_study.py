@@ -293,3 +293,37 @@ def test_the_cpu_profile_sets_a_workable_lateness_limit(make_study: Callable[...
     assert load_study(path).stress.max_lateness_ms == 500.0
     path.write_text(text.replace("[stress]", "[stress]\nmax_lateness_ms = 80"))
     assert load_study(path).stress.max_lateness_ms == 80.0  # the study's own word wins
+
+
+def test_a_study_on_a_profiled_twin(make_study: Callable[..., Path], tmp_path: Path) -> None:
+    """`[engine] table`: the same study as on vLLM-CPU (its profile's constraints, defaults and
+    stress limits), served by the embedded engine as the profiled engine's twin."""
+    from helpers import TWIN_MODEL, profiled_table
+
+    table = profiled_table(tmp_path)
+    engine = f'kind = "embedded"\nprofile = "vllm-cpu"\ntable = "{Path(table).name}"'
+
+    def study(engine: str) -> Path:
+        params = "[params.max_num_seqs]\nlow = 4\nhigh = 256\n[params.block_size]\n"
+        path = _catalog_study(make_study, params + "choices = [32, 64, 128]\n", engine)
+        text = path.read_text().replace('model = "llama-3.1-8b"', f'model = "{TWIN_MODEL}"')
+        path.write_text(text.replace('args = ["--max-model-len", "4096"]\n', ""))
+        return path
+
+    spec = load_study(study(engine))
+    assert spec.engine.table == table  # relative to the study file
+    # The profile's launch flags are for the real engine; the twin gets its table.
+    assert spec.engine.args == ("--table", table)
+    assert "VLLM_CPU_KVCACHE_SPACE" not in dict(spec.engine.env)
+    assert any(c.expr == "block_size % 32 == 0" for c in spec.constraints)
+    # What the profiled engine picks.
+    assert [p.default for p in spec.params] == [128, 128]
+    assert "table" in spec.to_json()
+    with pytest.raises(StudyError, match=r"key 'engine.table': .*kind = \"embedded\""):
+        load_study(study(engine.replace('kind = "embedded"', 'kind = "vllm"')))
+    with pytest.raises(StudyError, match=r"key 'engine.table': .*cannot read"):
+        load_study(study(engine.replace(Path(table).name, "missing.json")))
+    other = study(engine).read_text().replace(TWIN_MODEL, "llama-3.1-8b")
+    (tmp_path / "other.toml").write_text(other)
+    with pytest.raises(StudyError, match=r"key 'engine.model': 'llama-3.1-8b' is not in"):
+        load_study(tmp_path / "other.toml")

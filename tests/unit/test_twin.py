@@ -5,52 +5,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from scoot.engine.catalog import profile_refusals
 from scoot.engine.embedded.core import EngineArgs, EngineStartupError, SimRequest, simulate
 from scoot.engine.embedded.twin import TwinError, load_twin
 from scoot.stress.traces import TraceRequest
 from scoot.virtual import replay
+from helpers import TWIN_MODEL as MODEL
+from helpers import profiled_table as profiled
 
-MODEL = "/models/tiny-llama"
-
-
-def profiled(tmp_path: Path, **twin: Any) -> str:
-    """A small table as `scoot engine profile` writes it: decode 2 ms + 0.01 ms per sequence,
-    prefill 1 ms + 0.01 ms per token, no attention cost (so each step is easy to price)."""
-    facts = {
-        "kv_tokens": 8192,
-        "max_model_len": 2048,
-        "vocab": 32000,
-        "startup_s": 24.5,
-        "request_overhead_ms": 1.5,
-        "defaults": {"max_num_seqs": 128, "max_num_batched_tokens": 2048, "block_size": 128},
-        "refuses": profile_refusals("vllm-cpu"),
-        **twin,
-    }
-    tokens = [1, 4, 16, 128, 512, 2048]
-    doc = {
-        "provenance": {"source": "measured at http://127.0.0.1:8000 serving tiny-llama"},
-        "axes": {"tokens": tokens, "prompts": [128, 512, 2048], "batches": [1, 4, 16],
-                 "contexts": [128, 512]},  # fmt: skip
-        "models": {
-            MODEL: [
-                {
-                    "tp": 1,
-                    "linear_ms": [1.0 + 0.01 * t for t in tokens],
-                    "prefill_attn_ms": [0.0, 0.0, 0.0],
-                    "decode_attn_ms": [[0.0, 0.0]] * 3,
-                    "twin": facts,
-                }
-            ]
-        },
-    }
-    path = tmp_path / f"twin-{len(list(tmp_path.iterdir()))}.json"
-    path.write_text(json.dumps(doc))
-    return str(path)
 
 
 def test_a_twin_prices_steps_from_its_table_and_adds_the_clients_overhead(tmp_path: Path) -> None:
@@ -78,7 +42,9 @@ def test_a_twin_takes_its_engines_defaults_and_kv_capacity(tmp_path: Path) -> No
     lowered = EngineArgs(model=MODEL, table=table, max_num_batched_tokens=64).resolved()
     assert lowered.max_num_seqs == 64
     with pytest.raises(EngineStartupError, match="must be greater than or equal to"):
-        EngineArgs(model=MODEL, table=table, max_num_seqs=128, max_num_batched_tokens=64).resolved()
+        EngineArgs(
+            model=MODEL, table=table, max_num_seqs=128, max_num_batched_tokens=64
+        ).resolved()
     small = profiled(tmp_path, kv_tokens=1024)
     with pytest.raises(EngineStartupError) as exc:
         EngineArgs(model=MODEL, table=small).resolved().plan()
@@ -102,7 +68,9 @@ def test_a_twin_refuses_what_its_engine_refuses(
 
 
 def test_a_table_that_cannot_serve_as_a_twin_is_named(tmp_path: Path) -> None:
-    with pytest.raises(EngineStartupError, match=r"other is not a model.*\(it profiles: /models/tiny-llama\)"):
+    with pytest.raises(
+        EngineStartupError, match=r"other is not a model.*\(it profiles: /models/tiny-llama\)"
+    ):
         EngineArgs(model="other", table=profiled(tmp_path)).resolved()
     broken = profiled(tmp_path, vocab="many")
     with pytest.raises(TwinError, match=r"models\./models/tiny-llama\[0\]\.twin\.vocab"):

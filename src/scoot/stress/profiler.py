@@ -27,6 +27,7 @@ import itertools
 import json
 import platform
 import re
+import secrets
 import statistics
 import time
 import urllib.error
@@ -37,7 +38,7 @@ from functools import partial
 from typing import Any
 
 from scoot.stress.client import StressPlan, run_stress_sync
-from scoot.stress.traces import TraceRequest
+from scoot.stress.traces import PROMPT_VOCAB, TraceRequest
 
 PREFILL_SAMPLES = 5
 """Requests per prefill repeat."""
@@ -184,9 +185,10 @@ def _labels(text: str, metric: str) -> dict[str, str]:
     return {}
 
 
-_indices = itertools.count(10_000)
+_indices = itertools.count(secrets.randbelow(PROMPT_VOCAB))
 """Trace indices of the prompts sent: each request's tokens are new (no prefix-cache hit
-between repeats); 104729, the client's index stride, is prime to its vocabulary."""
+between repeats, nor, but by a ~2 % chance of overlapping ranges, with an earlier profile of the
+same engine); 104729, the client's index stride, is prime to its vocabulary."""
 
 
 def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any]:

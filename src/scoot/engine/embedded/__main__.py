@@ -50,9 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-model-len", type=int)
     # No argparse choices: a twin takes what its engine's parser takes (its refusals come at
     # start-up); the GPU engine checks vLLM's CUDA choices with vLLM's wording in the core.
-    p.add_argument(
-        "--block-size", type=int, help=f"16 by default; on a GPU one of {BLOCK_SIZES}"
-    )
+    p.add_argument("--block-size", type=int, help=f"16 by default; on a GPU one of {BLOCK_SIZES}")
     p.add_argument("--enable-chunked-prefill", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.92)

@@ -118,9 +118,9 @@ class EngineArgs:
             found = find_model(self.model)
             if found is None:
                 raise EngineStartupError(
-                "invalid_args",
-                f"OSError: {self.model} is not a local folder and is not a valid model "
-                "identifier listed on 'https://huggingface.co/models' (embedded engine "
+                    "invalid_args",
+                    f"OSError: {self.model} is not a local folder and is not a valid model "
+                    "identifier listed on 'https://huggingface.co/models' (embedded engine "
                     f"knows: {', '.join(sorted(MODELS))})",
                 )
             model = found

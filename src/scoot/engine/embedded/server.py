@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import zlib
 from typing import Any
@@ -59,7 +60,9 @@ class EngineServer:
         return app
 
     async def _start_loop(self, app: web.Application) -> None:
-        app["engine_loop"] = asyncio.get_running_loop().create_task(self.run())
+        task = asyncio.get_running_loop().create_task(self.run())
+        task.add_done_callback(_die_with_the_engine)
+        app["engine_loop"] = task
 
     # -- engine loop -------------------------------------------------------------------------
     async def run(self) -> None:
@@ -278,6 +281,16 @@ class EngineServer:
             "choices": [choice],
             "usage": _usage(req),
         }
+
+
+def _die_with_the_engine(task: asyncio.Task[None]) -> None:
+    """An engine loop that raised takes the server down, as a dead EngineCore takes vLLM's API
+    server: requests must fail, not wait forever on a loop that is gone."""
+    if task.cancelled() or task.exception() is None:
+        return
+    exc = task.exception()
+    print(f"ERROR EngineCore encountered a fatal error: {exc!r}", flush=True)
+    os._exit(1)
 
 
 def _usage(req: Request) -> dict[str, int]:

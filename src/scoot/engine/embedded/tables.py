@@ -33,7 +33,7 @@ def interp(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
     if x <= 0:
         return 0.0
     i = bisect_right(xs, x)
-    if i == 0:  # below the first point: scale down to the origin
+    if i == 0 or len(xs) == 1:  # below the first point (or only one): through the origin
         return ys[0] * x / xs[0]
     if i >= len(xs):
         i = len(xs) - 1
@@ -87,6 +87,8 @@ class TablePerf:
         if batch <= 0:
             return 0.0
         bs = self._batches
+        if len(bs) == 1:  # one measured batch size: in proportion to the batch
+            return interp(self._contexts, self._decode[0], context) * batch / bs[0]
         i = bisect_right(bs, batch)
         i = min(max(i, 1), len(bs) - 1)
         lo = interp(self._contexts, self._decode[i - 1], context)
