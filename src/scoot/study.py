@@ -84,9 +84,10 @@ class TraceSpec:
     time_scale: float = 1.0
     endpoint: str = "completions"
     too_long: str = "send"
-    """Requests longer than the model's context (``--max-model-len``): ``send`` them (the
-    engine refuses each, as with ``vllm bench serve``), ``skip`` them, ``clip`` their input,
-    or ``fail``: refuse the study, saying how many there are."""
+    """Requests longer than the model's context (``--max-model-len``): ``send`` them as
+    ``vllm bench serve`` would (vLLM 0.32 shortens the completion to what the context leaves
+    and refuses a prompt that fills it), ``skip`` them, ``clip`` their input, or ``fail``:
+    refuse the study, saying how many there are."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,13 +63,18 @@ def test_serves_streams_and_stops(tmp_path: Path) -> None:
     assert not engine.alive()
 
 
-def test_too_long_request_is_rejected_like_vllm(tmp_path: Path) -> None:
+def test_too_long_request_is_shortened_or_refused_like_vllm(tmp_path: Path) -> None:
+    """vLLM 0.32 shortens a completion to what the context leaves, and refuses a prompt that
+    fills the context (tests/data/vllm_api.json has its answers)."""
     engine = _start(tmp_path, "--max-model-len", "1024")
     try:
-        assert engine.wait_ready(30, "m") is None
-        reqs = [TraceRequest(1000, 100)]
-        result = run_stress_sync(StressPlan(engine.base_url, "m", reqs, [0.0]))
-        assert "maximum context length is 1024 tokens" in result.records[0].error
+        assert engine.wait_ready(30, "llama-3.1-8b") is None
+        reqs = [TraceRequest(1000, 100), TraceRequest(1024, 10)]
+        result = run_stress_sync(StressPlan(engine.base_url, "llama-3.1-8b", reqs, [0.0, 0.0]))
+        shortened, refused = result.records
+        assert shortened.success and shortened.output_tokens == 24
+        assert "maximum context length is 1024 tokens" in refused.error
+        assert "has 1024 input tokens" in refused.error
     finally:
         engine.stop(3)
 
@@ -82,7 +87,7 @@ def test_too_long_request_is_rejected_like_vllm(tmp_path: Path) -> None:
             1,
             "must be greater than or equal to max_num_seqs",
         ),
-        (["--block-size", "24"], 2, "invalid choice"),
+        (["--block-size", "24"], 1, "invalid choice"),
         (["--bogus-flag", "1"], 2, "unrecognized arguments"),
         ([], 1, "KV cache is needed"),  # 128k context on an A10
     ],

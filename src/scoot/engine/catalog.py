@@ -248,14 +248,15 @@ def _profile(name: str) -> dict[str, Any]:
 def profile_refusals(name: str) -> list[dict[str, str]]:
     """An engine profile's constraints as the start-up refusals of a twin's table: the real
     engine starts only where each holds, and fails as the profile's ``[failure_kinds]`` says
-    (a start-up crash where it does not say)."""
+    (a start-up crash where it does not say), with its ``[failure_messages]``."""
     profile = _profile(name)
     kinds = profile.get("failure_kinds", {})
+    messages = profile.get("failure_messages", {})
     return [
         {
             "unless": expr,
             "kind": kinds.get(expr, "startup_crash"),
-            "message": f"the engine ({name}) fails at start-up unless {expr}",
+            "message": messages.get(expr, f"the engine ({name}) fails at start-up unless {expr}"),
         }
         for expr in profile.get("constraints", [])
     ]

@@ -8,6 +8,7 @@ behaviour it models (``vllm/v1/core/sched/scheduler.py``, ``vllm/v1/core/kv_cach
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import math
 from collections import OrderedDict, deque
@@ -323,12 +324,13 @@ class ResolvedArgs:
         """The profiled engine's start-up: its refusals first (they fail part-way through, as
         the attention backend's checks do), then its reported KV capacity in blocks of this
         configuration's size."""
-        refusal = twin.refusal(self.args.flag_values(self))
+        values = self.args.flag_values(self)
+        refusal = twin.refusal(values)
         if refusal is not None:
-            raise EngineStartupError(
-                refusal.kind,
-                refusal.message or f"the profiled engine refuses this: {refusal.unless.expr}",
-            )
+            message = refusal.message or f"the profiled engine refuses this: {refusal.unless.expr}"
+            with contextlib.suppress(KeyError, IndexError, ValueError):
+                message = message.format_map(values)  # "{block_size}" in a profile's message
+            raise EngineStartupError(refusal.kind, message)
         bs = self.block_size
         num_blocks = twin.kv_tokens // bs
         return self._fits(
