@@ -50,3 +50,24 @@ def test_one_class_histories() -> None:
         np.zeros((0, 2)), np.array([], dtype=bool), np.random.default_rng()
     )
     assert empty.pof(np.ones((1, 2))).tolist() == [1.0]
+
+
+def test_delta_starts_after_the_initial_design() -> None:
+    """Algorithm 1 line 3 comes after the initial design: its crashes (and the default) do
+    not raise Delta; the BO batches after it do."""
+    from scoot.domain import Observation
+    from scoot.optim.feasibility import gate_for
+    from synthetic import SPACE, synthetic_metrics
+
+    rng = np.random.default_rng(0)
+    configs = [SPACE.decode(u) for u in rng.random((12, SPACE.dim))]
+    design = [Observation(c, False) for c in configs[:6]]  # the design crashed four times
+    design[0] = Observation(configs[0], True, synthetic_metrics(configs[0]))
+    design[1] = Observation(configs[1], True, synthetic_metrics(configs[1]))
+    after = [Observation(c, True, synthetic_metrics(c)) for c in configs[6:11]]
+    history = design + after
+    assert gate_for(SPACE, history, 1, np.random.default_rng(1), n_init=6).delta == 0.45
+    # Replayed over everything, the design's crashes would have held Delta up.
+    assert gate_for(SPACE, history, 1, np.random.default_rng(1)).delta == 0.65
+    failed = [*history, Observation(configs[11], False)]
+    assert gate_for(SPACE, failed, 1, np.random.default_rng(1), n_init=6).delta == 0.5

@@ -25,6 +25,7 @@ from synthetic import PARAMS, SPACE, TWO, synthetic_metrics
 
 SUGGESTERS: dict[str, Callable[[SearchSpace], Suggester]] = {
     "sobol": SobolSuggester,
+    "sobol-seeded": lambda space: SobolSuggester(space, seed=11),
     # Small solver settings keep the contract fast; the method is the same.
     "scoot-sobo": lambda space: ScootSOBO(space, Objective.P95_LATENCY, n_init=3, pop=20, iters=8),
     "scoot-sobo-no-rf": lambda space: ScootSOBO(
@@ -88,6 +89,10 @@ def test_same_seed_same_suggestions(suggester: Suggester) -> None:
     b = suggester.suggest(history, 3, np.random.default_rng(11))
     c = suggester.suggest(history, 3, np.random.default_rng(12))
     assert a == b
+    if isinstance(suggester, SobolSuggester) and suggester.seed is not None:
+        # A seeded sequence is the study's: its seed, not the round's generator, varies it.
+        other = SobolSuggester(SPACE, seed=suggester.seed + 1)
+        c = other.suggest(history, 3, np.random.default_rng(11))
     assert a != c
 
 
@@ -179,3 +184,45 @@ def test_gp_fits_with_a_constant_column_and_points_on_bounds() -> None:
         candidates = sobo._pareto_set(history, Gate(SPACE, pof, 0.5), len(history) + 1)
     assert "jitter" not in printed.getvalue()
     assert candidates
+
+
+def test_a_seeded_design_suggested_one_at_a_time_is_one_sobol_sequence() -> None:
+    """§4.1's initial design at k = 1: the points of d rounds of one suggestion each are the
+    first d points of one scrambled sequence, as a single round of d would give."""
+    sobol = SobolSuggester(SPACE, seed=5)
+    rng = np.random.default_rng(0)
+    history: list[Observation] = []
+    for _ in range(8):
+        (s,) = sobol.suggest(history, 1, rng)
+        history.append(Observation(s.config, True, synthetic_metrics(s.config)))
+    together = SobolSuggester(SPACE, seed=5).sample(8, np.random.default_rng(1))
+    assert [o.config for o in history] == together
+    # Unseeded, each call scrambles anew: the points are not that sequence.
+    fresh = SobolSuggester(SPACE)
+    alone: list[Observation] = []
+    for i in range(8):
+        (s,) = fresh.suggest(alone, 1, np.random.default_rng(i))
+        alone.append(Observation(s.config, True, synthetic_metrics(s.config)))
+    assert [o.config for o in alone] != together
+
+
+def test_a_crash_heavy_space_is_screened_before_a_second_success() -> None:
+    """Only the default ran, and everything below 0.6 on the first axis crashed: while no
+    model can be fitted, the forest already keeps SCOOT's next Sobol points out of the crash
+    region (plain Sobol puts most of them there)."""
+
+    def runs(c: Config) -> bool:
+        return bool(SPACE.encode(c)[0] >= 0.6)  # the default (256 sequences) is at 0.86
+
+    default = SPACE.default()
+    assert default is not None
+    history = [Observation(default, True, synthetic_metrics(default))]
+    for c in SobolSuggester(SPACE).sample(24, np.random.default_rng(8), {default}):
+        if not runs(c):
+            history.append(Observation(c, False, failure=FailureKind.STARTUP_CRASH))
+    assert len(history) >= 8
+    sobo = ScootSOBO(SPACE, Objective.P95_LATENCY, n_init=6, seed=3)
+    picked = sobo.suggest(history, 8, np.random.default_rng(0))
+    plain = SobolSuggester(SPACE, seed=3).suggest(history, 8, np.random.default_rng(0))
+    assert sum(runs(s.config) for s in picked) >= 6 > sum(runs(s.config) for s in plain)
+    assert {s.source for s in picked} <= {"sobol-screened", "sobol-fill"}

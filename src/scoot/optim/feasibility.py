@@ -118,9 +118,12 @@ def gate_for(
     rng: np.random.Generator,
     *,
     use_forest: bool = True,
+    n_init: int = 0,
 ) -> Gate:
     """The gate of one suggestion round: the forest on every observation, Delta replayed from
-    the batches so far (Algorithm 1 lines 5-14). ``use_forest=False`` is the ablation of the
+    the batches evaluated after the first ``n_init`` observations (the default and the
+    initial design: Algorithm 1 sets Delta = 0.5, c = 0 at line 3, after the design, and
+    adjusts it at lines 5-14 per BO batch). ``use_forest=False`` is the ablation of the
     paper's Figure 12: known constraints only."""
     if not use_forest:
         return Gate(space, None, 0.0)
@@ -128,4 +131,4 @@ def gate_for(
     pof = FeasibilityModel().fit(
         np.array([space.encode(o.config) for o in history]), np.array(feasible), rng
     )
-    return Gate(space, pof, delta_after(batches_of(feasible, parallelism)))
+    return Gate(space, pof, delta_after(batches_of(feasible[n_init:], parallelism)))

@@ -1,9 +1,11 @@
 """What SCOOT's SOBO and MOBO share: one suggestion round of Algorithm 1 around a solver.
 
-Sobol until the initial design is complete (§4.1) or while fewer than two configs ran; then the
-random forest's gate (POF >= Delta, Eq. 3) for the solver, inside the random-state fence; then
-``n`` unseen candidates, Sobol filling any shortfall (§4.7). Subclasses supply the candidates
-(``_candidates``) and how ``n`` are picked from them (``_pick``).
+Sobol until the initial design is complete (§4.1); while fewer than two configs ran there is no
+model to fit, but a failure already teaches the forest, so Sobol candidates are then screened by
+its gate (a crash-heavy space does not spend its budget on the crash region while it waits for
+a second success); then the random forest's gate (POF >= Delta, Eq. 3) for the solver, inside
+the random-state fence; then ``n`` unseen candidates, Sobol filling any shortfall (§4.7).
+Subclasses supply the candidates (``_candidates``) and how ``n`` are picked (``_pick``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import hebo_round
 
+SCREEN = 32
+"""Sobol candidates screened per suggestion while fewer than two configs ran."""
+
 
 class GatedBO(ABC):
     name = "gated-bo"
@@ -31,13 +36,14 @@ class GatedBO(ABC):
         n_init: int | None,
         epochs: int,
         use_forest: bool,
+        seed: int | None = None,
     ) -> None:
         self.space = space
         self.parallelism = parallelism
         self.n_init = initial_design_size(space) if n_init is None else n_init
         self.epochs = epochs
         self.use_forest = use_forest
-        self.sobol = SobolSuggester(space)
+        self.sobol = SobolSuggester(space, seed=seed)
         if not use_forest:
             self.name = f"{self.name}-no-rf"
 
@@ -47,15 +53,43 @@ class GatedBO(ABC):
         feasible = [o for o in history if o.feasible and o.metrics is not None]
         if n <= 0:
             return []
-        if len(history) < self.n_init or len(feasible) < 2:
+        if len(history) < self.n_init:
             return self.sobol.suggest(history, n, rng)
-        gate = gate_for(self.space, history, self.parallelism, rng, use_forest=self.use_forest)
+        if len(feasible) < 2:
+            return self._screened_sobol(history, n, rng)
+        gate = gate_for(
+            self.space,
+            history,
+            self.parallelism,
+            rng,
+            use_forest=self.use_forest,
+            n_init=self.n_init,
+        )
         with hebo_round(rng):
             candidates = self._candidates(history, feasible, gate)
         seen = {o.config for o in history}
         fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
         picked = self._pick(fresh, n, rng)
         return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+
+    def _screened_sobol(
+        self, history: Sequence[Observation], n: int, rng: np.random.Generator
+    ) -> list[Suggestion]:
+        """Sobol points the forest expects to run: of the next ``SCREEN x n`` unseen points of
+        the sequence, the ``n`` most likely to run (with one success the forest's POF rarely
+        reaches Delta anywhere, so the ranking, not the gate, decides); plain Sobol where no
+        forest is used or nothing has failed."""
+        if not self.use_forest or all(o.feasible for o in history):
+            return self.sobol.suggest(history, n, rng)
+        gate = gate_for(self.space, history, self.parallelism, rng, n_init=self.n_init)
+        seen = {o.config for o in history}
+        pool = self.sobol.sample(SCREEN * n, rng, seen)
+        if gate.pof is None or not pool:
+            return self.sobol.suggest(history, n, rng)
+        pof = gate.pof.pof(np.array([self.space.encode(c) for c in pool]))
+        order = sorted(range(len(pool)), key=lambda i: -pof[i])
+        picked = [Suggestion(pool[i], "sobol-screened") for i in order[:n]]
+        return complete(self.sobol, picked, n, seen, rng)
 
     @abstractmethod
     def _candidates(

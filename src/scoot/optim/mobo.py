@@ -96,11 +96,17 @@ class ScootMOBO(GatedBO):
         gens: int = 25,
         epochs: int = 100,
         use_forest: bool = True,
+        seed: int | None = None,
     ) -> None:
         if len(objectives) < 2:
             raise ValueError("MOBO needs at least two objectives; use ScootSOBO for one")
         super().__init__(
-            space, parallelism=parallelism, n_init=n_init, epochs=epochs, use_forest=use_forest
+            space,
+            parallelism=parallelism,
+            n_init=n_init,
+            epochs=epochs,
+            use_forest=use_forest,
+            seed=seed,
         )
         self.objectives = tuple(objectives)
         self.pop = pop

@@ -60,9 +60,15 @@ class ScootSOBO(GatedBO):
         iters: int = 60,
         epochs: int = 100,
         use_forest: bool = True,
+        seed: int | None = None,
     ) -> None:
         super().__init__(
-            space, parallelism=parallelism, n_init=n_init, epochs=epochs, use_forest=use_forest
+            space,
+            parallelism=parallelism,
+            n_init=n_init,
+            epochs=epochs,
+            use_forest=use_forest,
+            seed=seed,
         )
         self.objective = objective
         self.pop = pop

@@ -12,13 +12,20 @@ from scoot.optim.space import SearchSpace
 
 
 class SobolSuggester:
-    """Scrambled Sobol points of the unit cube, decoded, pruned by the known constraints."""
+    """Scrambled Sobol points of the unit cube, decoded, pruned by the known constraints.
+
+    With a ``seed`` (a study's), every call walks the same scrambled sequence from its start
+    and skips the configs already tried, so a design suggested one point per round is still
+    one low-discrepancy sequence (§4.1), not a string of first points of fresh scrambles,
+    which are i.i.d. uniform. Without one, each call scrambles anew from ``rng``.
+    """
 
     name = "sobol"
 
-    def __init__(self, space: SearchSpace, max_draws: int = 8192) -> None:
+    def __init__(self, space: SearchSpace, max_draws: int = 8192, seed: int | None = None) -> None:
         self.space = space
         self.max_draws = max_draws
+        self.seed = seed
 
     def suggest(
         self, history: Sequence[Observation], n: int, rng: np.random.Generator
@@ -34,7 +41,8 @@ class SobolSuggester:
         out: list[Config] = []
         if n <= 0:
             return out
-        sampler = qmc.Sobol(d=self.space.dim, scramble=True, seed=int(rng.integers(2**31)))
+        seed = self.seed if self.seed is not None else int(rng.integers(2**31))
+        sampler = qmc.Sobol(d=self.space.dim, scramble=True, seed=seed)
         drawn = 0
         while len(out) < n and drawn < self.max_draws:
             points = sampler.random_base2(m=6) if drawn == 0 else sampler.random(64)  # (64, d)

@@ -103,7 +103,9 @@ class EngineArgs:
         # Only the vocabulary and context length of the model matter to a twin: the table
         # already prices every layer, so no per-layer launch cost is added (layers = 0).
         spec = ModelSpec(self.model, 0.0, 0, 0, 1, 1, 1, 0, facts.vocab, facts.max_model_len)
-        perf = TablePerf("profiled", self.model, 1, twin.doc, twin.row(self.model), 0)
+        perf = TablePerf(
+            "profiled", self.model, 1, twin.doc, twin.row(self.model), 0, facts.step_scale
+        )
         return spec, perf, facts
 
     def resolved(self) -> ResolvedArgs:

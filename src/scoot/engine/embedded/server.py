@@ -265,7 +265,9 @@ class EngineServer:
             )
         return body
 
-    def _options(self, body: dict[str, Any], prompt_len: int, chat: bool) -> Options | web.Response:
+    def _options(
+        self, body: dict[str, Any], prompt_len: int, chat: bool
+    ) -> Options | web.Response:
         """The sampling options SCOOT's engines honour, checked with vLLM 0.32's wording."""
         key = "max_completion_tokens" if chat and "max_completion_tokens" in body else "max_tokens"
         limit = self.sched.max_model_len
@@ -416,14 +418,14 @@ class EngineServer:
 
     def _logprobs(self, tokens: list[str], offset: int, top: int) -> dict[str, Any]:
         """vLLM's completions ``logprobs`` object; the numbers are placeholders, the shape is
-        what a client parses."""
+        what a client parses: per token the sampled one and the ``top`` most likely, as
+        vLLM returns them."""
         return {
             "text_offset": [offset + sum(len(t) for t in tokens[:i]) for i in range(len(tokens))],
             "token_logprobs": [-1.0] * len(tokens),
             "tokens": tokens,
             "top_logprobs": [
-                {t: -1.0, **{f"<t{k}>": -2.0 - k for k in range(max(0, top - 1))}}
-                for t in tokens
+                {t: -1.0, **{f"<t{k}>": -2.0 - k for k in range(top)}} for t in tokens
             ],
         }
 

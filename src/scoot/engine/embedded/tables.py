@@ -46,9 +46,19 @@ class TablePerf:
     """Step latency of one (GPU, model, tensor-parallel size) from its measured table."""
 
     def __init__(
-        self, gpu: str, model: str, tp: int, doc: dict[str, Any], row: dict[str, Any], layers: int
+        self,
+        gpu: str,
+        model: str,
+        tp: int,
+        doc: dict[str, Any],
+        row: dict[str, Any],
+        layers: int,
+        scale: float = 1.0,
     ) -> None:
         self.gpu = gpu
+        self.scale = scale
+        """Every step's time is multiplied by this: a twin calibrated on a loaded run
+        (``twin.py``) runs slower than its idle profile."""
         self.model_name = model
         self.tp = tp
         self.layers = layers
@@ -111,7 +121,7 @@ class TablePerf:
         ms = self.linear_ms(tokens) + attn
         if not shape.graphed:
             ms += EAGER_LAUNCH_MS_PER_LAYER * self.layers
-        return ms
+        return ms * self.scale
 
 
 @cache

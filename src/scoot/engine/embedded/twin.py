@@ -55,6 +55,9 @@ class TwinFacts:
     default_max_num_seqs: int
     default_max_num_batched_tokens: int
     default_block_size: int = 16
+    step_scale: float = 1.0
+    """How much slower a step runs under load than in the idle profile, and so the request
+    overhead above, as one loaded run calibrated them (``calibrate``); 1 uncalibrated."""
     refusals: tuple[Refusal, ...] = ()
 
     def refusal(self, values: Mapping[str, Any]) -> Refusal | None:
@@ -116,8 +119,11 @@ def facts_of(path: str, model: str, twin: Mapping[str, Any]) -> TwinFacts:
             f"{where}.defaults", defaults, "max_num_batched_tokens", int
         ),
         default_block_size=int(defaults.get("block_size", 16)),
+        step_scale=float(twin.get("step_scale", 1.0)),
         refusals=tuple(refusals),
     )
+    if not 0.1 <= facts.step_scale <= 10:
+        raise TwinError(f"{where}.step_scale: expected 0.1 to 10, got {facts.step_scale}")
     if min(facts.kv_tokens, facts.max_model_len, facts.vocab) < 1:
         raise TwinError(f"{where}: kv_tokens, max_model_len and vocab must be positive")
     return facts
