@@ -101,7 +101,7 @@ def test_recovery_stops_an_engine_left_running(tmp_path: Path, scoot_home: Path)
         port=port,
         log_path=tmp_path / "e.log",
     )
-    assert engine.wait_ready(30, "m") is None
+    assert engine.wait_ready(30, "llama-3.1-8b") is None
     study_id, trial_id = running_trial(store, dead_process(), ProcessRef.of(engine.pgid))
     lock = foreground_lock(scoot_home, study_id)
     assert lock.acquire()

@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from helpers import looked_at_since, wait_for, worker
 from helpers import trial_rows as store_rows
@@ -58,8 +59,12 @@ def test_tui_in_tmux_watches_a_worker_and_pauses(
         wait_for(lambda: trial_rows(capture(session)) > first + 1, 90, "the table to grow")
         subprocess.run([tmux, "send-keys", "-t", session, "p"], check=True)
         wait_for(lambda: "[paused]" in capture(session), 15, "the paused state on screen")
-        wait_for(lambda: not running_rows(capture(session)), 60, "running trials to finish")
         db = scoot_home / "scoot.db"
+
+        def busy() -> list[Any]:
+            return [t for t in store_rows(db) if t["state"] in ("queued", "running")]
+
+        wait_for(lambda: not busy(), 60, "running trials to finish")
         ended = max(t["ended_at"] for t in store_rows(db) if t["ended_at"])
         wait_for(looked_at_since(db, "live", ended), 30, "a worker to look at the paused study")
         rows = store_rows(db)
