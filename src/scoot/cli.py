@@ -216,6 +216,16 @@ def _parser() -> argparse.ArgumentParser:
     ep.add_argument(
         "--engine-flags", default="", help="the flags the engine was launched with (provenance)"
     )
+    ep.add_argument(
+        "--settle-cv",
+        type=float,
+        default=0.05,
+        help="repeats of a point agree when their coefficient of variation is at most this "
+        "(default 0.05; vLLM-CPU's run-to-run noise wants about 0.1)",
+    )
+    ep.add_argument(
+        "--max-repeats", type=int, default=6, help="repeats of a point before it fails"
+    )
     ep.set_defaults(func=cmd_engine_profile)
 
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
@@ -452,6 +462,8 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
         contexts=ints(ns.contexts, "--contexts"),
         prompts=ints(ns.prompts, "--prompts"),
         output_tokens=ns.output_tokens,
+        settle_cv=ns.settle_cv,
+        max_repeats=max(2, ns.max_repeats),
     )
     defaults: dict[str, int] = {}
     refusals: list[dict[str, str]] = []
