@@ -227,6 +227,16 @@ def _parser() -> argparse.ArgumentParser:
         "--max-repeats", type=int, default=6, help="repeats of a point before it fails"
     )
     ep.set_defaults(func=cmd_engine_profile)
+    ecal = ensub.add_parser(
+        "calibrate",
+        help="calibrate a profiled table on a trial a real study ran (its default config)",
+    )
+    ecal.add_argument("table", help="the table `scoot engine profile` wrote")
+    ecal.add_argument("--study", required=True, help="the real study whose trial calibrates it")
+    ecal.add_argument("--trial", type=int, help="the trial (default: the default config's run)")
+    ecal.add_argument("--model", help="the model in the table (default: the study's)")
+    ecal.add_argument("-o", "--output", required=True, help="the calibrated table to write")
+    ecal.set_defaults(func=cmd_engine_calibrate)
 
     e = sub.add_parser("export", help="print a trial's configuration as a command or JSON")
     e.add_argument("name", help="study name")
@@ -429,6 +439,24 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
             print(text)
     except cat.CatalogError as exc:
         raise StoreError(str(exc)) from None
+    return 0
+
+
+def cmd_engine_calibrate(ns: argparse.Namespace) -> int:
+    from scoot.jobs.calibrate import calibrate_from_study, trial_to_calibrate
+
+    store = _open_existing(ns)
+    spec, trial = trial_to_calibrate(store, ns.study, ns.trial)
+    model = ns.model or spec.engine.model
+    got = calibrate_from_study(store, ns.study, ns.table, model, Path(ns.output), ns.trial)
+    out().print(
+        f"wrote {ns.output}: calibrated on trial {trial.number} of '{ns.study}' (mean TPOT "
+        f"{trial.metrics.mean_tpot_ms:.2f} ms, TTFT {trial.metrics.mean_ttft_ms:.2f} ms): "
+        f"step scale {got['step_scale']:.3f}, request overhead "
+        f"{got['request_overhead_ms']:.2f} ms"
+        if trial.metrics
+        else f"wrote {ns.output}"
+    )
     return 0
 
 

@@ -4,6 +4,9 @@ with that engine's KV capacity, defaults and start-up refusals."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -112,3 +115,49 @@ def test_calibrating_on_one_loaded_run_recovers_its_step_scale(tmp_path: Path) -
     want, _ = replay(EngineArgs(model=MODEL, table=slow, max_num_seqs=2), requests, offsets)
     pred, _ = replay(EngineArgs(model=MODEL, table=str(target), max_num_seqs=2), requests, offsets)
     assert pred.p95_e2el_ms == pytest.approx(want.p95_e2el_ms, rel=0.05)
+
+
+def test_scoot_engine_calibrate_uses_the_studys_default_run(
+    make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    """`scoot engine calibrate TABLE --study NAME`: the default trial of a study of the real
+    engine (here: the same twin 1.5x slower, 5.5 ms more per request) calibrates the idle
+    table on that study's own workload."""
+    from helpers import TWIN_MODEL
+    from scoot.domain import TrialState
+    from scoot.jobs.evaluate import build_workload
+    from scoot.jobs.store import DEFAULT, Store
+    from scoot.study import load_study
+
+    idle = profiled(tmp_path)
+    slow = profiled(tmp_path, step_scale=1.5, request_overhead_ms=5.5)
+    path = make_study(name="real")
+    text = path.read_text().replace('model = "llama-3.1-8b"', f'model = "{TWIN_MODEL}"')
+    text = text.replace('args = ["--max-model-len", "4096"]', 'args = ["--max-model-len", "2048"]')
+    path.write_text(text.replace('kind = "embedded"', f'kind = "embedded"\ntable = "{slow}"'))
+    spec = load_study(path)
+    default = spec.space().default()
+    assert default is not None
+    work = build_workload(spec)
+    real, _ = replay(
+        EngineArgs(model=TWIN_MODEL, table=slow, max_model_len=2048, **default.as_dict()),  # type: ignore[arg-type]
+        work.requests,
+        work.offsets,
+    )
+    store = Store(tmp_path / "home" / "scoot.db")
+    study, _ = store.open_study("real", spec.to_json(), str(path))
+    trial = store.add_trial(study.id, default, DEFAULT)
+    store.finish(trial.id, TrialState.COMPLETED, metrics=real)
+    store.close()
+    target = tmp_path / "calibrated.json"
+    argv = [sys.executable, "-m", "scoot", "--data-dir", str(tmp_path / "home"), "engine"]
+    argv += ["calibrate", idle, "--study", "real", "-o", str(target)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "calibrated on trial 0 of 'real'" in done.stdout
+    facts = load_twin(str(target)).facts[TWIN_MODEL]
+    assert facts.step_scale == pytest.approx(1.5, rel=0.03)
+    assert facts.request_overhead_ms == pytest.approx(5.5, abs=0.7)
+    missing = subprocess.run([*argv[:7], idle, "--study", "nope", "-o", str(target)],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert missing.returncode == 2 and "no study named 'nope'" in missing.stderr
