@@ -52,6 +52,13 @@ def error_kind(error: str) -> str:
     return error.split(":", 1)[0].strip() or "unknown"
 
 
+def attainment(records: Sequence[RequestRecord], slos: Mapping[str, float]) -> float:
+    """The share of all requests (a failed one misses) that met every SLO of ``slos``."""
+    if not records:
+        return 0.0
+    return sum(1 for r in records if r.success and _good(r, slos)) / len(records)
+
+
 def _good(r: RequestRecord, slos: Mapping[str, float]) -> bool:
     if "ttft" in slos and r.ttft * 1e3 > slos["ttft"]:
         return False
