@@ -41,11 +41,11 @@ def replay(
         for i, req in enumerate(requests)
     ]
     horizon = (max(offsets) if offsets else 0.0) + request_timeout_s
-    results = simulate(args, sims, horizon=horizon)
+    results = simulate(args, sims, horizon=horizon)  # raises where the engine would not start
     # A twin's table excludes the client's own cost per request (HTTP, parsing, the first
     # chunk), which a real client sees in TTFT and latency: it comes back here.
-    overhead = args.resolved().twin
-    lag = overhead.request_overhead_ms / 1e3 if overhead else 0.0
+    twin = load_twin(args.table).facts.get(args.model) if args.table else None
+    lag = twin.request_overhead_ms / 1e3 if twin else 0.0
     records: list[RequestRecord] = []
     end = 0.0
     for sim, res in zip(sims, results, strict=True):

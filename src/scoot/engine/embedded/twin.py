@@ -24,9 +24,19 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from scoot.domain import Constraint, ConstraintError
+from scoot.domain import Constraint, ConstraintError, FailureKind
 
-FAILURE_KINDS = ("startup_crash", "startup_timeout", "invalid_args", "startup_oom")
+FAILURE_KINDS = tuple(
+    k.value
+    for k in (
+        FailureKind.STARTUP_CRASH,
+        FailureKind.STARTUP_TIMEOUT,
+        FailureKind.INVALID_ARGS,
+        FailureKind.STARTUP_OOM,
+        FailureKind.KV_CACHE_TOO_SMALL,
+    )
+)
+"""The kinds a start-up refusal can take (the launcher's classification of start-up)."""
 
 
 class TwinError(ValueError):
