@@ -443,19 +443,20 @@ def cmd_engine_catalog(ns: argparse.Namespace) -> int:
 
 
 def cmd_engine_calibrate(ns: argparse.Namespace) -> int:
-    from scoot.jobs.calibrate import calibrate_from_study, trial_to_calibrate
+    from scoot.jobs.calibrate import calibrate_trial, trial_to_calibrate
 
     store = _open_existing(ns)
-    spec, trial = trial_to_calibrate(store, ns.study, ns.trial)
-    model = ns.model or spec.engine.model
-    got = calibrate_from_study(store, ns.study, ns.table, model, Path(ns.output), ns.trial)
+    try:
+        spec, trial = trial_to_calibrate(store, ns.study, ns.trial)
+    finally:
+        store.close()
+    assert trial.metrics is not None  # a completed trial's
+    got = calibrate_trial(spec, trial, ns.table, ns.model or spec.engine.model, Path(ns.output))
     out().print(
         f"wrote {ns.output}: calibrated on trial {trial.number} of '{ns.study}' (mean TPOT "
         f"{trial.metrics.mean_tpot_ms:.2f} ms, TTFT {trial.metrics.mean_ttft_ms:.2f} ms): "
         f"step scale {got['step_scale']:.3f}, request overhead "
         f"{got['request_overhead_ms']:.2f} ms"
-        if trial.metrics
-        else f"wrote {ns.output}"
     )
     return 0
 

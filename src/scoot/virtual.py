@@ -10,6 +10,7 @@ evaluations must each cost about a second of one core.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import itertools
 import json
@@ -95,7 +96,7 @@ def calibrated_table(
         raise ValueError(f"{args.table} does not profile {args.model!r}")
 
     def write(path: Path, scale: float, overhead_ms: float) -> None:
-        doc = json.loads(json.dumps(twin.doc))
+        doc = copy.deepcopy(twin.doc)
         facts = doc["models"][args.model][0]["twin"]
         facts["step_scale"] = round(scale, 4)
         facts["request_overhead_ms"] = round(overhead_ms, 3)

@@ -13,7 +13,8 @@ import dataclasses
 from pathlib import Path
 
 from scoot.domain import TrialState
-from scoot.engine.embedded.core import EngineArgs
+from scoot.engine.embedded.core import EngineArgs, EngineStartupError
+from scoot.engine.embedded.twin import TwinError
 from scoot.jobs.evaluate import build_workload
 from scoot.jobs.store import Store, StoreError, TrialRow
 from scoot.study import StudySpec, fixed_flag_values
@@ -47,19 +48,15 @@ def trial_to_calibrate(store: Store, name: str, number: int | None) -> tuple[Stu
     return spec, defaults[0]
 
 
-def calibrate_from_study(
-    store: Store, name: str, table: str, model: str, target: Path, number: int | None = None
+def calibrate_trial(
+    spec: StudySpec, trial: TrialRow, table: str, model: str, target: Path
 ) -> dict[str, float]:
-    """Write ``target``: ``table`` calibrated on the study's trial; returns the step scale and
-    the request overhead.
+    """Write ``target``: ``table`` calibrated on ``trial`` of the study ``spec``; returns the
+    step scale and the request overhead.
 
     Raises:
-        StoreError: where the study or trial is missing, or the twin cannot serve its config.
+        StoreError: where the twin cannot serve the trial's configuration.
     """
-    from scoot.engine.embedded.core import EngineStartupError
-    from scoot.engine.embedded.twin import TwinError
-
-    spec, trial = trial_to_calibrate(store, name, number)
     assert trial.metrics is not None
     values = {**fixed_flag_values(spec.engine.args), **trial.config.as_dict()}
     kwargs = {k: v for k, v in values.items() if k in ARG_FIELDS and k not in ("model", "table")}
@@ -76,6 +73,4 @@ def calibrate_from_study(
             request_timeout_s=spec.stress.request_timeout_s,
         )
     except (EngineStartupError, TwinError, ValueError) as exc:
-        raise StoreError(
-            f"{table}: cannot serve trial {trial.number} of '{name}': {exc}"
-        ) from None
+        raise StoreError(f"{table}: cannot serve trial {trial.number}: {exc}") from None
