@@ -15,7 +15,13 @@ from scoot.domain import (
     ParamKind,
     ParamSpec,
 )
-from scoot.optim.baselines import GASuggester, TPESuggester, VanillaBO
+from scoot.optim.baselines import (
+    BoTorchSuggester,
+    GASuggester,
+    OptunaGPSuggester,
+    TPESuggester,
+    VanillaBO,
+)
 from scoot.optim.mobo import ScootMOBO
 from scoot.optim.protocol import Suggester
 from scoot.optim.sobo import ScootSOBO
@@ -38,6 +44,18 @@ SUGGESTERS: dict[str, Callable[[SearchSpace], Suggester]] = {
     "vanilla-bo-2": lambda space: VanillaBO(space, TWO, n_init=3, evo_iters=10),
     "tpe": lambda space: TPESuggester(space, (Objective.P95_LATENCY,), n_init=3),
     "mo-tpe": lambda space: TPESuggester(space, TWO, n_init=3),
+    "optuna-gp": lambda space: OptunaGPSuggester(
+        space, (Objective.P95_LATENCY,), n_init=3, preliminary_samples=64, local_searches=2
+    ),
+    "optuna-gp-2": lambda space: OptunaGPSuggester(
+        space, TWO, n_init=3, preliminary_samples=64, local_searches=2
+    ),
+    "botorch": lambda space: BoTorchSuggester(
+        space, (Objective.P95_LATENCY,), n_init=3, raw_samples=32, num_restarts=2
+    ),
+    "botorch-2": lambda space: BoTorchSuggester(
+        space, TWO, n_init=3, raw_samples=32, num_restarts=2, mc_samples=16
+    ),
 }
 
 
