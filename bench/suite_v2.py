@@ -1,0 +1,279 @@
+"""The quality suite v2 (bench/services_v2.toml): mixed spaces of 11-12 flags, noisy evaluations.
+
+Where suite v1 looks every config up in a precomputed grid (one fixed workload: noise-free),
+every evaluation here replays a fresh stress test on the embedded engine in virtual time: the
+arrival process is drawn with a new seed and the requests are a new draw from the trace (a
+random window where the trace's order carries its prefix sharing), as a real stress test is.
+A config's *true* value is its mean over :data:`TRUE_SEEDS` such draws, cached in
+``bench/reference/<service>.jsonl`` so every method's recommendation is scored on the same
+figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from suite import KEPT
+
+from scoot.domain import Config, Constraint, Objective, ParamKind, ParamSpec, Value
+from scoot.engine.embedded.core import EngineArgs, EngineStartupError
+from scoot.engine.embedded.perf import cudagraph_capture_sizes
+from scoot.optim.space import SearchSpace
+from scoot.stress.arrivals import schedule
+from scoot.stress.formats import read_trace
+from scoot.stress.traces import TraceRequest, heaviest
+from scoot.virtual import replay
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE_V2 = ROOT / "bench" / "services_v2.toml"
+REFERENCE = ROOT / "bench" / "reference"
+TRUE_SEEDS = tuple(range(1_000_001, 1_000_006))
+"""The five stress-test draws a config's true value averages (disjoint from the runs' own)."""
+
+ENGINE_DEFAULTS: dict[str, Value] = {
+    "enable_chunked_prefill": True,
+    "enable_prefix_caching": True,
+    "gpu_memory_utilization": 0.92,
+    "block_size": 16,
+    "long_prefill_token_threshold": 0,
+    "scheduling_policy": "fcfs",
+    "enforce_eager": False,
+}
+"""vLLM 0.32's defaults of the flags that do not depend on the GPU."""
+
+
+@dataclass(frozen=True)
+class ServiceV2:
+    """One service of suite v2."""
+
+    name: str
+    gpu: str
+    model: str
+    workload: str
+    trace: str
+    rate: float
+    objectives: tuple[Objective, ...]
+    space_spec: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gpus: int = 1
+    arrival: str = "poisson"
+    burstiness: float = 1.0
+    keep_order: bool = False
+    duration_s: float = 40.0
+    heaviest: float = 1.0
+    request_timeout_s: float = 60.0
+    max_failed_fraction: float = 0.05
+    max_model_len: int = 8192
+
+    def args(self, config: dict[str, Any]) -> EngineArgs:
+        values = dict(config)
+        tp = int(values.pop("tensor_parallel_size", 1))
+        return EngineArgs(
+            model=self.model,
+            gpu=self.gpu,
+            gpus_available=self.gpus,
+            tensor_parallel_size=tp,
+            max_model_len=self.max_model_len,
+            timing="table",
+            **values,
+        )
+
+    def default_config(self) -> dict[str, Value]:
+        """vLLM's defaults on every tuned flag (TP 1 unless one GPU cannot hold the model:
+        then the smallest TP that starts)."""
+        for tp in (1, 2, 4, 8):
+            if tp > self.gpus:
+                break
+            base: dict[str, Value] = {"tensor_parallel_size": tp} if self.gpus > 1 else {}
+            try:
+                r = self.args(base).resolved()
+            except EngineStartupError:
+                continue
+            out: dict[str, Value] = {
+                **base,
+                **ENGINE_DEFAULTS,
+                "max_num_seqs": r.max_num_seqs,
+                "max_num_batched_tokens": r.max_num_batched_tokens,
+                "max_num_active_seqs": r.max_num_seqs,
+                "max_cudagraph_capture_size": cudagraph_capture_sizes(r.max_num_seqs, None)[-1],
+            }
+            if self._starts(out):
+                return {k: v for k, v in out.items() if k in self.param_names()}
+        raise ValueError(f"{self.name}: vLLM's default config does not start on {self.gpus} GPUs")
+
+    def _starts(self, config: dict[str, Value]) -> bool:
+        return evaluate(self, config, TRUE_SEEDS[0], horizon_only=True)["ok"] is True
+
+    def param_names(self) -> list[str]:
+        names = sorted(self.space_spec)
+        return sorted([*names, "tensor_parallel_size"]) if self.gpus > 1 else names
+
+
+def load_suite_v2(path: Path = SUITE_V2) -> list[ServiceV2]:
+    doc = tomllib.loads(path.read_text())
+    d = doc.get("defaults", {})
+    out = []
+    for s in doc["service"]:
+        out.append(
+            ServiceV2(
+                name=s["name"],
+                gpu=s["gpu"],
+                model=s["model"],
+                workload=s["workload"],
+                trace=str(ROOT / doc["workloads"][s["workload"]]),
+                rate=float(s["rate"]),
+                objectives=tuple(Objective(o) for o in s["objectives"]),
+                space_spec=dict(doc["space"]),
+                gpus=int(s.get("gpus", 1)),
+                arrival=str(s.get("arrival", "poisson")),
+                burstiness=float(s.get("burstiness", 1.0)),
+                keep_order=bool(s.get("keep_order", False)),
+                duration_s=float(s.get("duration_s", d.get("duration_s", 40))),
+                heaviest=float(s.get("heaviest", d.get("heaviest", 1.0))),
+                request_timeout_s=float(d.get("request_timeout_s", 60)),
+                max_failed_fraction=float(d.get("max_failed_fraction", 0.05)),
+                max_model_len=int(s.get("max_model_len", d.get("max_model_len", 8192))),
+            )
+        )
+    return out
+
+
+def search_space(service: ServiceV2) -> SearchSpace:
+    """The service's flags with vLLM's defaults and its known constraints."""
+    default = service.default_config()
+    params = []
+    for name in service.param_names():
+        if name == "tensor_parallel_size":
+            tps = tuple(t for t in (1, 2, 4, 8) if t <= service.gpus)
+            params.append(ParamSpec(name, ParamKind.ENUM, choices=tps, default=default[name]))
+            continue
+        spec = service.space_spec[name]
+        kind = ParamKind(spec["type"])
+        if kind is ParamKind.BOOL:
+            params.append(ParamSpec(name, kind, choices=(False, True), default=default[name]))
+        elif kind is ParamKind.ENUM:
+            params.append(
+                ParamSpec(name, kind, choices=tuple(spec["choices"]), default=default[name])
+            )
+        else:
+            params.append(
+                ParamSpec(
+                    name,
+                    kind,
+                    low=float(spec["low"]),
+                    high=float(spec["high"]),
+                    log=bool(spec.get("log", False)),
+                    default=default[name],
+                )
+            )
+    constraints = (
+        Constraint.parse("max_num_batched_tokens >= max_num_seqs"),
+        Constraint.parse("enable_chunked_prefill or max_num_batched_tokens >= max_model_len"),
+        Constraint.parse("max_num_active_seqs <= max_num_seqs"),
+    )
+    return SearchSpace(params, constraints, {"max_model_len": service.max_model_len})
+
+
+@cache
+def _pool(trace: str, fraction: float) -> tuple[TraceRequest, ...]:
+    return tuple(heaviest(read_trace(trace), fraction))
+
+
+def workload(service: ServiceV2, seed: int) -> tuple[list[TraceRequest], list[float]]:
+    """One stress test's requests and send offsets, drawn with ``seed``."""
+    pool = _pool(service.trace, service.heaviest)
+    n = max(1, round(service.rate * service.duration_s))
+    rng = np.random.default_rng(seed)
+    if service.keep_order:
+        start = int(rng.integers(len(pool)))
+        reqs = [pool[(start + i) % len(pool)] for i in range(n)]
+    else:
+        idx = rng.permutation(len(pool))
+        reqs = [pool[int(idx[i % len(pool)])] for i in range(n)]
+    offsets = schedule(
+        n, service.rate, arrival=service.arrival, burstiness=service.burstiness, seed=seed
+    )
+    return reqs, offsets
+
+
+def evaluate(
+    service: ServiceV2, config: dict[str, Any], seed: int, *, horizon_only: bool = False
+) -> dict[str, Any]:
+    """One noisy evaluation: {"ok": True, metrics...} or {"ok": False, "failure": kind}.
+
+    ``horizon_only`` checks only that the engine starts (no stress test)."""
+    args = service.args(config)
+    try:
+        resolved = args.resolved()
+        if horizon_only:
+            resolved.plan()
+            return {"ok": True}
+        reqs, offsets = workload(service, seed)
+        metrics, _ = replay(args, reqs, offsets, request_timeout_s=service.request_timeout_s)
+    except EngineStartupError as exc:
+        return {"ok": False, "failure": exc.kind}
+    total = metrics.completed + metrics.failed
+    if total and metrics.failed / total > service.max_failed_fraction:
+        return {"ok": False, "failure": "slo_unmeasurable" if metrics.completed else "hang"}
+    m = metrics.to_dict()
+    return {"ok": True, **{k: m[k] for k in KEPT}}
+
+
+def key(config: dict[str, Any] | Config) -> str:
+    d = config.as_dict() if isinstance(config, Config) else config
+    return json.dumps(d, sort_keys=True)
+
+
+class TrueValues:
+    """The mean over :data:`TRUE_SEEDS` of a config's metrics, cached on disk per service
+    (one JSON line per config), so a config is averaged once for every method and run."""
+
+    def __init__(self, service: ServiceV2, suffix: str = "") -> None:
+        self.service = service
+        self.path = REFERENCE / f"{service.name}_true{suffix}.jsonl"
+        self.cache: dict[str, dict[str, Any]] = {}
+        if self.path.exists():
+            for line in self.path.read_text().splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    self.cache[row["key"]] = row["value"]
+
+    def __call__(self, config: dict[str, Any] | Config) -> dict[str, Any]:
+        k = key(config)
+        if k not in self.cache:
+            values = json.loads(k)
+            runs = [evaluate(self.service, values, s) for s in TRUE_SEEDS]
+            self.cache[k] = mean_result(runs)
+            with self.path.open("a") as fh:
+                fh.write(json.dumps({"key": k, "value": self.cache[k]}) + "\n")
+        return self.cache[k]
+
+
+def mean_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The mean of a config's runs; a config that failed in any run fails (what it failed of
+    most often), since an operator cannot deploy a config that crashes one time in five."""
+    bad = [r for r in runs if not r["ok"]]
+    if bad:
+        kinds = [r["failure"] for r in bad]
+        return {"ok": False, "failure": max(set(kinds), key=kinds.count), "runs": len(runs)}
+    out: dict[str, Any] = {"ok": True, "runs": len(runs)}
+    for k in KEPT:
+        vals = [float(r[k]) for r in runs]
+        out[k] = sum(vals) / len(vals)
+        if k in ("request_throughput", "p95_e2el_ms", "mean_ttft_ms", "mean_tpot_ms"):
+            out[k + "_cv"] = float(np.std(vals) / abs(np.mean(vals))) if np.mean(vals) else 0.0
+    return out
+
+
+def objective_values(service: ServiceV2, result: dict[str, Any]) -> tuple[float, ...]:
+    return tuple(float(result[o.metric]) for o in service.objectives)
+
+
+def finite(x: float) -> bool:
+    return math.isfinite(x)
