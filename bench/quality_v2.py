@@ -410,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     if summary_only:
         todo = []
     t0 = time.time()
-    with ProcessPoolExecutor(max_workers=os.cpu_count() or 1) as pool, log.open("a") as fh:
+    workers = int(os.environ.get("QUALITY_WORKERS", os.cpu_count() or 1))
+    with ProcessPoolExecutor(max_workers=workers) as pool, log.open("a") as fh:
         for run in pool.map(run_one, todo, chunksize=1):
             fh.write(json.dumps(run) + "\n")
             fh.flush()

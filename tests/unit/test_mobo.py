@@ -51,3 +51,41 @@ def test_keeps_away_from_a_learned_crash_region() -> None:
     bo = [s for s in out if s.source == "scoot-mobo"]
     assert bo, "the solver found no candidate"
     assert all(SPACE.encode(s.config)[0] >= 0.4 for s in bo)
+
+
+def test_a_believer_batch_spreads_where_top_k_takes_near_copies() -> None:
+    from scoot.domain import Config
+    from scoot.optim.ehvi import ehvi
+    from scoot.optim.mobo import believer_batch
+
+    front = np.array([[0.0, 1.0], [1.0, 0.0]])
+    ref = np.array([2.0, 2.0])
+    a, a2, b = (Config.of({"x": i}) for i in range(3))
+    # a and a2 predict the same gain in the middle of the front; b a smaller one at its end.
+    mu = np.array([[0.2, 0.2], [0.21, 0.21], [-0.5, 1.2]])
+    sd = np.full((3, 2), 1e-3)
+    value = ehvi(mu, sd, front, ref)
+    ranked = [[a, a2, b][i] for i in np.argsort(-value)]
+    assert ranked[:2] == [a, a2]  # top-k EHVI: two near-copies
+    ok = np.ones(3, dtype=bool)
+    picks = believer_batch(ranked, [a, a2, b], mu, sd, ok, front, ref, 2, set())
+    assert picks[:2] == [a, b]  # once a is believed, a2 adds almost nothing
+    assert picks[2:] == [a2]
+    # Disallowed or already seen candidates are never picked (``ranked`` holds only allowed
+    # candidates, as the solver's ranking does).
+    gate = np.array([True, True, False])
+    gated = believer_batch([a2], [a, a2, b], mu, sd, gate, front, ref, 2, {a})
+    assert gated == [a2]
+
+
+def test_batch_variant_is_checked() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="batch must be one of topk, believer"):
+        ScootMOBO(SPACE, TWO, batch="fantasy")
+    mobo = ScootMOBO(
+        SPACE, TWO, n_init=6, pop=20, gens=8, epochs=40, batch="believer", parallelism=3
+    )
+    history = [_obs(c) for c in SobolSuggester(SPACE).sample(10, np.random.default_rng(7))]
+    out = mobo.suggest(history, 3, np.random.default_rng(0))
+    assert len({s.config for s in out}) == 3

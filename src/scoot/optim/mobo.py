@@ -18,8 +18,13 @@ One suggestion round:
    (:mod:`scoot.optim.ehvi`).
 4. pymoo's mixed-variable GA maximises EHVI under one constraint: every known constraint holds
    and ``POF >= Delta`` (Eq. 3, Algorithm 1), the same gate as SOBO's.
-5. The ``k`` distinct, unseen candidates of largest EHVI among everything the solver evaluated
-   are the suggestions (top-k EHVI); Sobol fills any shortfall (§4.7).
+5. The ``k`` suggestions come from everything the solver evaluated. ``batch = "topk"`` (the
+   paper's, §4.5.2) takes the ``k`` distinct unseen candidates of largest EHVI, which tend to
+   be near-copies of one point. ``batch = "believer"`` (a Kriging believer) picks one at a
+   time: after each pick its predicted mean joins the front as if observed, and EHVI is
+   recomputed over the candidates against that front, so the next pick must improve where
+   the first does not. Sobol fills any shortfall (§4.7). ``docs/benchmarks.md`` says which
+   measured better and is the default.
 """
 
 from __future__ import annotations
@@ -38,6 +43,46 @@ from scoot.optim.mixed import pymoo_vars, to_unit
 from scoot.optim.results import pareto_mask
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import GP
+
+
+BATCHES = ("topk", "believer")
+"""How MOBO turns one solver run into k suggestions (module docstring, step 5)."""
+
+
+def believer_batch(
+    ranked: list[Config],
+    configs: list[Config],
+    mu: NDArray[np.float64],
+    sd: NDArray[np.float64],
+    allowed: NDArray[np.bool_],
+    front: NDArray[np.float64],
+    ref: NDArray[np.float64],
+    k: int,
+    seen: set[Config],
+) -> list[Config]:
+    """``k`` picks by a Kriging believer over the solver's candidates, then the rest of
+    ``ranked``: each pick's predicted mean ``mu`` joins the front before the next EHVI.
+
+    ``configs``, ``mu`` and ``sd`` are row-aligned (every candidate the solver scored);
+    ``allowed`` marks those the gate let through.
+    """
+    picked: list[Config] = []
+    believed = front
+    taken = set(seen)
+    for _ in range(k):
+        value = np.where(allowed, ehvi(mu, sd, believed, ref), -np.inf)
+        for i in np.argsort(-value, kind="stable"):
+            if not np.isfinite(value[i]):
+                break
+            if configs[i] not in taken:
+                picked.append(configs[i])
+                taken.add(configs[i])
+                believed = np.vstack([believed, mu[i]])
+                believed = believed[pareto_mask(believed)]
+                break
+        else:
+            break
+    return picked + [c for c in ranked if c not in taken]
 
 
 def log_objectives(
@@ -97,7 +142,10 @@ class ScootMOBO(GatedBO):
         epochs: int = 100,
         use_forest: bool = True,
         seed: int | None = None,
+        batch: str = "topk",
     ) -> None:
+        if batch not in BATCHES:
+            raise ValueError(f"batch must be one of {', '.join(BATCHES)}, not {batch!r}")
         if len(objectives) < 2:
             raise ValueError("MOBO needs at least two objectives; use ScootSOBO for one")
         super().__init__(
@@ -111,6 +159,7 @@ class ScootMOBO(GatedBO):
         self.objectives = tuple(objectives)
         self.pop = pop
         self.gens = gens
+        self.batch = batch
 
     def _candidates(
         self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
@@ -142,6 +191,8 @@ class ScootMOBO(GatedBO):
         models = [GP(x_obs, z[:, j], epochs=self.epochs) for j in range(z.shape[1])]
         seen_u: list[NDArray[np.float64]] = []
         seen_score: list[NDArray[np.float64]] = []
+        seen_mu: list[NDArray[np.float64]] = []
+        seen_sd: list[NDArray[np.float64]] = []
 
         def score(u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
             preds = [m.predict_numpy(u) for m in models]
@@ -151,6 +202,8 @@ class ScootMOBO(GatedBO):
             g = gate.violation(u)
             seen_u.append(u)
             seen_score.append(np.where(g <= 0.0, value, -np.inf))
+            seen_mu.append(mu)
+            seen_sd.append(sd)
             return value, g
 
         class EHVIProblem(Problem):  # type: ignore[misc]
@@ -172,4 +225,17 @@ class ScootMOBO(GatedBO):
         u_all = np.concatenate(seen_u)
         s_all = np.concatenate(seen_score)
         order = np.argsort(-s_all, kind="stable")
-        return [space.decode(u_all[i]) for i in order if np.isfinite(s_all[i])]
+        ranked = [space.decode(u_all[i]) for i in order if np.isfinite(s_all[i])]
+        if self.batch == "topk" or self.parallelism <= 1:
+            return ranked
+        return believer_batch(
+            ranked,
+            [space.decode(u) for u in u_all],
+            np.concatenate(seen_mu),
+            np.concatenate(seen_sd),
+            np.isfinite(s_all),
+            front,
+            z_ref,
+            self.parallelism,
+            {o.config for o in history},
+        )
