@@ -9,9 +9,11 @@ other (the one-way data flow of the design: trace -> stress -> Observation -> st
 from __future__ import annotations
 
 import ast
+import difflib
 import enum
 import functools
 import math
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -182,11 +184,19 @@ class Objective(enum.StrEnum):
     P95_LATENCY = "p95_latency"
     TTFT = "ttft"
     TPOT = "tpot"
+    GOODPUT = "goodput"
+    """Requests per second meeting every SLO of ``[stress] goodput`` (issue 17)."""
+    CAPACITY = "capacity"
+    """The highest arrival rate whose SLO attainment reaches ``[capacity] target``."""
+    COST_PER_MTOK = "cost_per_mtok"
+    """Dollars per million output tokens: GPUs used x ``[cost] gpu_hour_usd`` / throughput."""
+    THROUGHPUT_PER_GPU = "throughput_per_gpu"
+    """Output tokens per second per GPU used (TP 1, 2 or 4 of one GPU set compare fairly)."""
 
     @property
     def maximize(self) -> bool:
-        """Throughput is maximised; the latencies are minimised."""
-        return self is Objective.THROUGHPUT
+        """Throughputs, goodput and capacity are maximised; latencies and cost minimised."""
+        return self in _MAXIMISED
 
     @property
     def metric(self) -> str:
@@ -196,7 +206,97 @@ class Objective(enum.StrEnum):
             Objective.P95_LATENCY: "p95_e2el_ms",
             Objective.TTFT: "mean_ttft_ms",
             Objective.TPOT: "mean_tpot_ms",
+            Objective.GOODPUT: "goodput",
+            Objective.CAPACITY: "capacity",
+            Objective.COST_PER_MTOK: "cost_per_mtok",
+            Objective.THROUGHPUT_PER_GPU: "throughput_per_gpu",
         }[self]
+
+
+_MAXIMISED = frozenset(
+    {Objective.THROUGHPUT, Objective.GOODPUT, Objective.CAPACITY, Objective.THROUGHPUT_PER_GPU}
+)
+
+
+_OUTCOME = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=)\s*(\S+)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeConstraint:
+    """An SLO on a measured metric, ``p95_ttft_ms <= 500`` (issue 17's ``slo`` key).
+
+    Unlike a known :class:`Constraint` (over flags, checked before a launch), it is learned:
+    a config that runs but misses it is not a crash, only not deployable.
+    """
+
+    metric: str
+    op: str
+    bound: float
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.bound:g}"
+
+    def holds(self, metrics: Metrics) -> bool:
+        value = getattr(metrics, self.metric, None)
+        if value is None or not math.isfinite(float(value)):
+            return False
+        return float(value) <= self.bound if self.op == "<=" else float(value) >= self.bound
+
+    def slack(self, value: float) -> float:
+        """How far ``value`` is inside the bound (negative: outside), in the metric's unit."""
+        return self.bound - value if self.op == "<=" else value - self.bound
+
+    @staticmethod
+    def parse(expr: str) -> OutcomeConstraint:
+        """``METRIC <= NUMBER`` or ``METRIC >= NUMBER``, METRIC one of :data:`OUTCOME_METRICS`.
+
+        Raises:
+            ConstraintError: saying what is wrong and at which character (1-based), with the
+                closest metric names for an unknown one.
+        """
+        m = _OUTCOME.match(expr)
+        if m is None:
+            at = _first_bad(expr)
+            raise ConstraintError(
+                f"{expr!r}: expected 'METRIC <= NUMBER' or 'METRIC >= NUMBER' (at character {at})"
+            )
+        name, op, number = m.groups()
+        if name not in OUTCOME_METRICS:
+            close = difflib.get_close_matches(name, OUTCOME_METRICS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ConstraintError(
+                f"{expr!r}: unknown metric {name!r} at character {expr.index(name) + 1}{hint}"
+            )
+        try:
+            bound = float(number)
+        except ValueError:
+            raise ConstraintError(
+                f"{expr!r}: {number!r} is not a number (at character {expr.rindex(number) + 1})"
+            ) from None
+        if not math.isfinite(bound):
+            raise ConstraintError(f"{expr!r}: the bound must be finite")
+        return OutcomeConstraint(name, op, bound)
+
+
+def _first_bad(expr: str) -> int:
+    """The 1-based position where ``expr`` stops looking like ``NAME OP NUMBER``."""
+    i = 0
+    while i < len(expr) and expr[i].isspace():
+        i += 1
+    j = i
+    while j < len(expr) and (expr[j].isalnum() or expr[j] == "_"):
+        j += 1
+    if j == i:
+        return i + 1
+    k = j
+    while k < len(expr) and expr[k].isspace():
+        k += 1
+    if expr[k : k + 2] not in ("<=", ">="):
+        return k + 1
+    k += 2
+    while k < len(expr) and expr[k].isspace():
+        k += 1
+    return k + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +342,14 @@ class Metrics:
     goodput: float | None = None
     """Requests per second that met every given SLO (``vllm bench serve --goodput``); None
     (not a rate of 0) when the study gives no goodput SLO, as ``vllm bench serve`` omits it."""
+    capacity: float | None = None
+    """The highest rate found to meet the SLO target (a ``capacity`` study only)."""
+    rate_steps: tuple[tuple[float, float], ...] = ()
+    """(rate, attainment) of every step of the capacity search, in the order run."""
+    cost_per_mtok: float | None = None
+    """$ per million output tokens (a study with ``[cost] gpu_hour_usd`` only)."""
+    throughput_per_gpu: float | None = None
+    """Output tokens per second per GPU the config uses."""
     failures: Mapping[str, int] = field(default_factory=dict)
     """Failed requests by error kind (``timeout``, ``HTTP 500``, ``connection refused``...)."""
     engine: Mapping[str, float] = field(default_factory=dict)
@@ -257,6 +365,7 @@ class Metrics:
         out = {name: getattr(self, name) for name in self.__dataclass_fields__}
         out["failures"] = dict(self.failures)
         out["engine"] = dict(self.engine)
+        out["rate_steps"] = [list(s) for s in self.rate_steps]
         return out
 
     @staticmethod
@@ -271,7 +380,18 @@ class Metrics:
     def from_dict(data: Mapping[str, Any]) -> Metrics:
         """Inverse of :meth:`to_dict`; unknown keys are ignored (older stores stay readable)."""
         fields = Metrics.__dataclass_fields__
-        return Metrics(**{k: v for k, v in data.items() if k in fields})
+        kept = {k: v for k, v in data.items() if k in fields}
+        if "rate_steps" in kept:
+            kept["rate_steps"] = tuple((float(r), float(a)) for r, a in kept["rate_steps"])
+        return Metrics(**kept)
+
+
+OUTCOME_METRICS = tuple(
+    name
+    for name in Metrics.__dataclass_fields__
+    if name not in ("failures", "engine", "rate_steps", "completed", "failed")
+)
+"""The metrics an outcome constraint (``slo``) may bound."""
 
 
 class TrialState(enum.StrEnum):

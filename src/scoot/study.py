@@ -7,6 +7,7 @@ against the study file's folder, so a study can be run from anywhere.
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import re
@@ -16,7 +17,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
-from scoot.domain import Constraint, ConstraintError, Objective, ParamKind, ParamSpec, Value
+from scoot.domain import (
+    Constraint,
+    ConstraintError,
+    Objective,
+    OutcomeConstraint,
+    ParamKind,
+    ParamSpec,
+    Value,
+)
 from scoot.engine.catalog import (
     Catalog,
     CatalogError,
@@ -119,6 +128,14 @@ class StudySpec:
     seed: int = 0
     stress: StressSpec = field(default_factory=StressSpec)
     source: str = ""
+    slo: tuple[OutcomeConstraint, ...] = ()
+    """Outcome constraints (``slo = ["p95_ttft_ms <= 500"]``): the winner must meet all."""
+    gpu_hour_usd: float | None = None
+    """``[cost] gpu_hour_usd``: what one GPU costs an hour, for ``cost_per_mtok``."""
+    capacity_target: float = 0.99
+    """``[capacity] target``: the SLO attainment the ``capacity`` objective's rate must reach."""
+    capacity_max_steps: int = 5
+    """``[capacity] max_steps``: rate probes per trial at most."""
 
     @property
     def defaults(self) -> dict[str, Value] | None:
@@ -142,6 +159,9 @@ class StudySpec:
         for section, key, default in LATER_KEYS:
             if data[section].get(key) == default:
                 del data[section][key]
+        for key, default in LATER_TOP_KEYS:
+            if data[key] == default:
+                del data[key]
         return json.dumps(data, sort_keys=True, default=_canonical)
 
     @staticmethod
@@ -180,8 +200,20 @@ class StudySpec:
             seed=d["seed"],
             stress=stress,
             source=source,
+            slo=tuple(OutcomeConstraint(**c) for c in d.get("slo", [])),
+            gpu_hour_usd=d.get("gpu_hour_usd"),
+            capacity_target=d.get("capacity_target", 0.99),
+            capacity_max_steps=d.get("capacity_max_steps", 5),
         )
 
+
+LATER_TOP_KEYS: tuple[tuple[str, Any], ...] = (
+    ("slo", ()),
+    ("gpu_hour_usd", None),
+    ("capacity_target", 0.99),
+    ("capacity_max_steps", 5),
+)
+"""Top-level StudySpec fields newer than stored studies, with their defaults."""
 
 LATER_KEYS = (("trace", "too_long", "send"), ("engine", "table", ""))
 """(section, key, default) of study keys newer than stored studies."""
@@ -202,6 +234,9 @@ _TOP_KEYS = {
     "stress",
     "params",
     "constraints",
+    "slo",
+    "cost",
+    "capacity",
 }
 
 
@@ -357,6 +392,17 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
             constraints.append(Constraint.parse(expr, names | fixed))
         except ConstraintError as exc:
             raise top.fail(f"constraints[{i}]", str(exc)) from None
+    slo = _slo(top)
+    cost = top.sub("cost")
+    cost.check_keys({"gpu_hour_usd"})
+    gpu_hour_usd = cost.positive("gpu_hour_usd", float, None)
+    cap = top.sub("capacity")
+    cap.check_keys({"target", "max_steps"})
+    target = cap.get("target", float, 0.99)
+    if not 0.0 < target <= 1.0:
+        raise cap.fail("target", f"an SLO attainment in (0, 1], got {target}")
+    max_steps = cap.positive("max_steps", int, 5)
+    _objective_needs(top, objectives, stress, gpu_hour_usd)
     spec = StudySpec(
         name=name,
         engine=engine,
@@ -370,6 +416,10 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
         seed=seed,
         stress=stress,
         source=path,
+        slo=slo,
+        gpu_hour_usd=gpu_hour_usd,
+        capacity_target=target,
+        capacity_max_steps=max_steps,
     )
     _constraints_evaluate(top, spec, len(from_catalog))
     _choices_meet_constraints(top, spec)
@@ -464,21 +514,60 @@ def _catalog_constraints(engine: EngineSpec, tuned: set[str]) -> list[Constraint
 
 
 def _objectives(top: _Reader) -> tuple[Objective, ...]:
+    """One objective, or two distinct ones (a Pareto front): the paper's three service kinds
+    (``["throughput"]``, ``["p95_latency"]``, ``["ttft", "tpot"]``) or any of issue 17's."""
     raw = top.get("objectives", list)
     allowed = [o.value for o in Objective]
     result = []
     for i, item in enumerate(raw):
         if item not in allowed:
-            raise top.fail(f"objectives[{i}]", f"expected one of {allowed}, got {item!r}")
+            close = difflib.get_close_matches(str(item), allowed, n=2)
+            hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+            raise top.fail(f"objectives[{i}]", f"expected one of {allowed}, got {item!r}{hint}")
         result.append(Objective(item))
-    combo = sorted(o.value for o in result)
-    if combo not in (["throughput"], ["p95_latency"], ["tpot", "ttft"]):
+    if not 1 <= len(result) <= 2 or len(set(result)) != len(result):
         raise top.fail(
             "objectives",
-            'must be ["throughput"], ["p95_latency"] or ["ttft", "tpot"] '
-            f"(the paper's three service kinds), got {raw}",
+            'one objective or two distinct ones, e.g. ["p95_latency"] or ["ttft", "tpot"]; '
+            f"got {raw}",
         )
     return tuple(result)
+
+
+def _slo(top: _Reader) -> tuple[OutcomeConstraint, ...]:
+    """``slo = ["p95_ttft_ms <= 500", "mean_tpot_ms <= 50"]``: outcome constraints."""
+    out = []
+    for i, expr in enumerate(top.get("slo", list, [])):
+        if not isinstance(expr, str):
+            raise top.fail(
+                f"slo[{i}]", f"expected a string such as 'p95_ttft_ms <= 500', got {expr!r}"
+            )
+        try:
+            out.append(OutcomeConstraint.parse(expr))
+        except ConstraintError as exc:
+            raise top.fail(f"slo[{i}]", str(exc)) from None
+    return tuple(out)
+
+
+def _objective_needs(
+    top: _Reader,
+    objectives: tuple[Objective, ...],
+    stress: StressSpec,
+    gpu_hour_usd: float | None,
+) -> None:
+    """The keys an objective reads must be there."""
+    for o in objectives:
+        if o in (Objective.GOODPUT, Objective.CAPACITY) and not stress.goodput:
+            raise top.fail(
+                "objectives",
+                f"{o.value!r} counts requests meeting the SLOs of [stress] goodput, which "
+                "is not set (e.g. goodput = { ttft_ms = 500, tpot_ms = 50 })",
+            )
+        if o is Objective.COST_PER_MTOK and gpu_hour_usd is None:
+            raise top.fail(
+                "objectives",
+                "'cost_per_mtok' needs [cost] gpu_hour_usd (what one GPU costs an hour)",
+            )
 
 
 def _engine(r: _Reader, base: Path | None = None) -> EngineSpec:

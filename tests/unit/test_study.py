@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 
 from scoot.cli import demo_study_path
 from scoot.domain import Objective, ParamKind
-from scoot.study import StudyError, load_study
+from scoot.study import StudyError, StudySpec, load_study
 
 EXAMPLES = sorted((Path(__file__).parents[2] / "examples").glob("*.toml"))
 
@@ -76,7 +77,16 @@ def test_bad_params_name_the_key(
         ("budget = 4", "budget = 'x'", "budget"),
         ("rate = 8.0", "rate = -1", "trace.rate"),
         ('kind = "embedded"', 'kind = "tgi"', "engine.kind"),
-        ('objectives = ["p95_latency"]', 'objectives = ["ttft"]', "objectives"),
+        ('objectives = ["p95_latency"]', 'objectives = ["ttft", "ttft"]', "objectives"),
+        ('objectives = ["p95_latency"]', 'objectives = ["ttft", "tpot", "goodput"]', "objectives"),
+        ('objectives = ["p95_latency"]', 'objectives = ["goodput"]', "objectives"),
+        ('objectives = ["p95_latency"]', 'objectives = ["capacity"]', "objectives"),
+        ('objectives = ["p95_latency"]', 'objectives = ["cost_per_mtok"]', "objectives"),
+        ("seed = 1", 'seed = 1\nslo = ["p95_ttf_ms <= 5"]', "slo[0]"),
+        ("seed = 1", 'seed = 1\nslo = ["p95_ttft_ms < 5"]', "slo[0]"),
+        ("seed = 1", "seed = 1\nslo = [5]", "slo[0]"),
+        ("seed = 1", "seed = 1\ncost = { gpu_hour_usd = -2 }", "cost.gpu_hour_usd"),
+        ("seed = 1", "seed = 1\ncapacity = { target = 1.5 }", "capacity.target"),
         ('objectives = ["p95_latency"]', 'objectives = ["speed"]', "objectives[0]"),
         ("seed = 1", "seed = 1\ncolour = 'red'", "colour"),
         ('"max_num_batched_tokens >= max_num_seqs"', '"max_tokens >= 1"', "constraints[0]"),
@@ -327,3 +337,34 @@ def test_a_study_on_a_profiled_twin(make_study: Callable[..., Path], tmp_path: P
     (tmp_path / "other.toml").write_text(other)
     with pytest.raises(StudyError, match=r"key 'engine.model': 'llama-3.1-8b' is not in"):
         load_study(tmp_path / "other.toml")
+
+
+def test_outcome_constraints_and_new_objectives_parse_and_round_trip(
+    make_study: Callable[..., Path],
+) -> None:
+    from scoot.domain import Objective, OutcomeConstraint
+
+    path = make_study()
+    text = path.read_text().replace(
+        'objectives = ["p95_latency"]',
+        'objectives = ["capacity", "cost_per_mtok"]\n'
+        'slo = ["p95_ttft_ms <= 500", "mean_tpot_ms<=50"]',
+    )
+    text += "\n[cost]\ngpu_hour_usd = 2.5\n[capacity]\ntarget = 0.95\nmax_steps = 4\n"
+    if "goodput" not in text:
+        text = text.replace("[stress]", "[stress]\ngoodput = { ttft_ms = 500 }", 1)
+    path.write_text(text)
+    spec = load_study(path)
+    assert spec.objectives == (Objective.CAPACITY, Objective.COST_PER_MTOK)
+    assert spec.slo == (
+        OutcomeConstraint("p95_ttft_ms", "<=", 500.0),
+        OutcomeConstraint("mean_tpot_ms", "<=", 50.0),
+    )
+    assert (spec.gpu_hour_usd, spec.capacity_target, spec.capacity_max_steps) == (2.5, 0.95, 4)
+    assert StudySpec.from_json(spec.to_json()) == dataclasses.replace(spec, source="")
+    # An unknown metric names its closest matches and where it starts.
+    path.write_text(text.replace("p95_ttft_ms <= 500", "p95_tfft_ms <= 500"))
+    with pytest.raises(
+        StudyError, match=r"key 'slo\[0\]'.*at character 1; did you mean p95_ttft_ms"
+    ):
+        load_study(path)
