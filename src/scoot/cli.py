@@ -16,9 +16,9 @@ import time
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from scoot.domain import Objective, StudyState, TrialState
+from scoot.domain import Objective, OutcomeConstraint, StudyState, TrialState
 from scoot.jobs.store import Store, StoreError, StudyRow
 from scoot.stress.formats import FORMATS
 from scoot.stress.traces import TraceError
@@ -644,7 +644,7 @@ def cmd_study_list(ns: argparse.Namespace) -> int:
         objectives = [Objective(o) for o in spec["objectives"]]
         done = sum(t.counts for t in trials)
         failed = sum(t.state is TrialState.FAILED for t in trials)
-        best = best_trial(trials, objectives)
+        best = best_trial(trials, objectives, _slo(spec))
         table.add_row(
             escape(study.name),
             ",".join(o.value for o in objectives),
@@ -665,16 +665,21 @@ def cmd_study_status(ns: argparse.Namespace) -> int:
 
 def cmd_export(ns: argparse.Namespace) -> int:
     from scoot.engine.exporters import exports_for
-    from scoot.jobs.policy import best_trial
+    from scoot.jobs.policy import best_trial, slo_missed
 
     store, study = _open_study(ns)
     spec = json.loads(study.spec_json)
     trials = store.trials(study.id)
     objectives = [Objective(o) for o in spec["objectives"]]
     if ns.trial is None:
-        trial = best_trial(trials, objectives)
+        trial = best_trial(trials, objectives, _slo(spec))
         if trial is None:
-            raise StoreError(f"study '{ns.name}' has no completed trial yet")
+            missed = slo_missed(trials, _slo(spec))
+            raise StoreError(
+                f"study '{ns.name}': {missed}; export one by --trial N"
+                if missed
+                else f"study '{ns.name}' has no completed trial yet"
+            )
     else:
         found = [t for t in trials if t.number == ns.trial]
         if not found:
@@ -789,14 +794,15 @@ def report(store: Store, study: StudyRow) -> None:
     from rich.table import Table
 
     from scoot.engine.exporters import launch_command
-    from scoot.jobs.policy import best_trial, robust_slo
+    from scoot.jobs.policy import best_trial, robust_slo, slo_missed
 
     study = store.study_by_id(study.id)  # its state now, not when it was opened
     spec = json.loads(study.spec_json)
     objectives = [Objective(o) for o in spec["objectives"]]
     params = list(spec["params"])
     trials = store.trials(study.id)
-    best = best_trial(trials, objectives)
+    best = best_trial(trials, objectives, _slo(spec))
+    missed = slo_missed(trials, _slo(spec))
     table = Table(title=f"study {escape(study.name)}", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("source")
@@ -830,9 +836,25 @@ def report(store: Store, study: StudyRow) -> None:
     if best is None:
         done = study.state is StudyState.COMPLETED
         out().print(
-            "no configuration completed its stress test" if done else "no completed trial yet"
+            missed
+            or (
+                "no configuration completed its stress test" if done else "no completed trial yet"
+            ),
+            markup=False,
         )
         return
+    if _slo(spec):
+        out().print(
+            "the best is chosen among trials meeting every SLO: "
+            + ", ".join(str(c) for c in _slo(spec)),
+            markup=False,
+        )
+    if best.metrics is not None and best.metrics.rate_steps:
+        steps = ", ".join(f"{r:.3g} req/s -> {a:.1%}" for r, a in best.metrics.rate_steps)
+        out().print(
+            f"capacity of the best: {best.metrics.capacity or 0:.3g} req/s (rate search: {steps})",
+            markup=False,
+        )
     default = next(
         (t for t in trials if t.is_default and t.state is TrialState.COMPLETED and t.metrics),
         None,
@@ -884,6 +906,11 @@ def who_runs(store: Store, study: StudyRow) -> str:
             "`scoot tune FILE --resume` here"
         )
     return ""  # completed, cancelled: the table and the summary below say it
+
+
+def _slo(spec: dict[str, Any]) -> tuple[OutcomeConstraint, ...]:
+    """A stored study's outcome constraints (none in a study recorded before they existed)."""
+    return tuple(OutcomeConstraint(**c) for c in spec.get("slo", []))
 
 
 def _short(name: str) -> str:

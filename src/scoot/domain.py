@@ -373,7 +373,7 @@ class Metrics:
         """Zeros but for ``values``: the metrics of a grid lookup or a test, where only the
         objectives matter."""
         base: dict[str, Any] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-        base.update(failures={}, engine={}, completed=0, failed=0)
+        base.update(failures={}, engine={}, completed=0, failed=0, rate_steps=())
         return Metrics.from_dict({**base, **values})
 
     @staticmethod
@@ -460,6 +460,9 @@ class EventKind(enum.StrEnum):
     GPU_MEMORY_HELD = "gpu_memory_held"
     ERROR = "error"
     STUDY_COMPLETED = "study-completed"
+    RATE_STEP = "rate-step"
+    """One probe of a ``capacity`` trial's rate search: ``rate R attainment A`` (kept so a
+    resumed trial repeats none)."""
 
     @property
     def notable(self) -> bool:

@@ -161,3 +161,52 @@ def test_a_corrupt_store_is_one_error_line(scoot_home: Path) -> None:
         out = run(*args)
         assert out.returncode == 2, out.stderr
         assert out.stderr.startswith(f"scoot: error: {scoot_home / 'scoot.db'}: not a SCOOT store")
+
+
+def test_a_capacity_study_searches_the_rate_of_each_trial(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    extra = "\n[capacity]\ntarget = 0.9\nmax_steps = 3\n"
+    path = make_study(name="cap", budget=2, objectives=("capacity",), extra=extra)
+    text = path.read_text().replace("[stress]\n", "[stress]\ngoodput = { e2el_ms = 5000 }\n", 1)
+    path.write_text(text)
+    out = run("tune", str(path))
+    assert out.returncode == 0, out.stderr
+    status = run("study", "status", "cap")
+    assert "capacity of the best:" in status.stdout
+    assert "rate search: 8 req/s ->" in status.stdout  # the first probe is the study's rate
+    from scoot.jobs.store import Store
+
+    store = Store(scoot_home / "scoot.db")
+    try:
+        study = store.study("cap")
+        assert study is not None
+        trials = [t for t in store.trials(study.id) if t.metrics is not None]
+        assert trials
+        for t in trials:
+            assert t.metrics is not None
+            steps = t.metrics.rate_steps
+            assert 1 <= len(steps) <= 3
+            assert steps[0][0] == 8.0
+            met = [r for r, a in steps if a >= 0.9]
+            assert t.metrics.capacity == (max(met) if met else 0.0)
+        steps_logged = [e for e in store.events(study.id) if e["kind"] == "rate-step"]
+        assert len(steps_logged) == sum(len(t.metrics.rate_steps) for t in trials if t.metrics)
+    finally:
+        store.close()
+
+
+def test_a_study_whose_slo_no_trial_meets_has_no_winner(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    path = make_study(name="slo", budget=2)
+    path.write_text(
+        path.read_text().replace("seed = 1\n", 'seed = 1\nslo = ["mean_ttft_ms <= 0.001"]\n', 1)
+    )
+    out = run("tune", str(path))
+    assert out.returncode == 0, out.stderr
+    status = run("study", "status", "slo")
+    assert "no completed trial meets every SLO (mean_ttft_ms <= 0.001)" in status.stdout
+    exported = run("export", "slo", "--format", "json")
+    assert exported.returncode != 0
+    assert "no completed trial meets every SLO" in exported.stderr

@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import shlex
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from scoot.domain import AbandonCause, EventKind, FailureKind, Metrics, TrialState
+from scoot.domain import (
+    AbandonCause,
+    EventKind,
+    FailureKind,
+    Metrics,
+    Objective,
+    TrialState,
+    Value,
+)
 from scoot.engine.launcher import (
     EngineProcess,
     ProcessRef,
@@ -25,9 +34,10 @@ from scoot.engine.launcher import (
 )
 from scoot.jobs.store import Store, TrialRow
 from scoot.stress.arrivals import order, schedule
-from scoot.stress.client import StressPlan, run_stress_sync
+from scoot.stress.capacity import RateStep, find_capacity
+from scoot.stress.client import StressPlan, StressResult, run_stress_sync
 from scoot.stress.formats import read_trace
-from scoot.stress.metrics import compute
+from scoot.stress.metrics import attainment, compute
 from scoot.stress.traces import HASH_BLOCK, TraceError, TraceRequest, heaviest
 from scoot.study import StudySpec, devices_of, fixed_flag_values
 
@@ -162,19 +172,31 @@ def evaluate(
                 trial.id, TrialState.FAILED, failure=failure.kind, message=failure.message
             )
             return TrialState.FAILED
-        result = run_stress_sync(
-            StressPlan(
-                base_url=engine.base_url,
-                model=spec.engine.model,
-                requests=workload.requests,
-                offsets=workload.offsets,
-                request_timeout_s=spec.stress.request_timeout_s,
-                drain_timeout_s=spec.stress.drain_timeout_s,
-                endpoint=spec.trace.endpoint,
+
+        def stress(rate: float) -> StressResult:
+            scale = spec.trace.rate / rate  # the same arrival pattern, faster or slower
+            return run_stress_sync(
+                StressPlan(
+                    base_url=engine.base_url,
+                    model=spec.engine.model,
+                    requests=workload.requests,
+                    offsets=[o * scale for o in workload.offsets],
+                    request_timeout_s=spec.stress.request_timeout_s,
+                    drain_timeout_s=spec.stress.drain_timeout_s,
+                    endpoint=spec.trace.endpoint,
+                )
             )
-        )
+
+        if Objective.CAPACITY in spec.objectives:
+            result, steps, capacity = rate_search(store, spec, trial, stress)
+        else:
+            result, steps, capacity = stress(spec.trace.rate), (), None
         metrics = compute(result.records, result.duration, dict(spec.stress.goodput))
-        metrics = dataclasses.replace(metrics, engine=result.engine)
+        metrics = derived(
+            dataclasses.replace(metrics, engine=result.engine), spec, trial.config.as_dict()
+        )
+        if capacity is not None:
+            metrics = dataclasses.replace(metrics, capacity=capacity, rate_steps=steps)
         state, kind, message = judge(
             metrics,
             result.aborted,
@@ -201,6 +223,82 @@ def evaluate(
                 f"GPU memory still in use 30 s after the engine stopped ({held}); the next "
                 f"launch on set {gpu_set} may fail for it",
             )
+
+
+def gpus_used(spec: StudySpec, config: Mapping[str, Value]) -> int:
+    """GPUs one engine of this config occupies: tensor x pipeline x data parallel sizes
+    (tuned or fixed flags; 1 where absent)."""
+    fixed = fixed_flag_values(spec.engine.args)
+    n = 1
+    for name in ("tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size"):
+        value = config.get(name, fixed.get(name, 1))
+        n *= int(value) if isinstance(value, int | float) and not isinstance(value, bool) else 1
+    return max(1, n)
+
+
+def derived(metrics: Metrics, spec: StudySpec, config: Mapping[str, Value]) -> Metrics:
+    """Per-GPU throughput and, with ``[cost] gpu_hour_usd``, $ per million output tokens."""
+    gpus = gpus_used(spec, config)
+    tok_s = metrics.output_throughput
+    per_gpu = tok_s / gpus
+    cost = None
+    if spec.gpu_hour_usd is not None and tok_s > 0:
+        cost = gpus * spec.gpu_hour_usd / (tok_s * 3600.0) * 1e6
+    return dataclasses.replace(metrics, throughput_per_gpu=per_gpu, cost_per_mtok=cost)
+
+
+def rate_search(
+    store: Store,
+    spec: StudySpec,
+    trial: TrialRow,
+    stress: Callable[[float], StressResult],
+) -> tuple[StressResult, tuple[tuple[float, float], ...], float]:
+    """The ``capacity`` objective's search on one launch: the highest rate whose SLO
+    attainment (``[stress] goodput``) reaches ``[capacity] target``, from the study's rate by
+    bracket and bisection (:func:`scoot.stress.capacity.find_capacity`). Every step is an
+    event of the trial; steps a previous run of this trial recorded are not repeated.
+
+    Returns the stress result at the capacity (at the lowest rate tried when none met it),
+    every (rate, attainment) step, and the capacity.
+    """
+    slos = dict(spec.stress.goodput)
+    done = recorded_steps(store, trial)
+    results: dict[float, StressResult] = {}
+
+    def attainment_at(rate: float) -> float:
+        results[rate] = stress(rate)
+        a = attainment(results[rate].records, slos)
+        store.event(
+            trial.study_id, trial.id, EventKind.RATE_STEP, f"rate {rate:.6g} attainment {a:.6g}"
+        )
+        return a
+
+    found = find_capacity(
+        attainment_at,
+        spec.trace.rate,
+        target=spec.capacity_target,
+        max_steps=spec.capacity_max_steps,
+        done=[RateStep(r, a) for r, a in done],
+    )
+    steps = tuple((s.rate, s.attainment) for s in found.steps)
+    at = found.rate if found.rate > 0 else min(r for r, _ in steps)
+    if at not in results:  # measured by a previous run of the trial: measure it once more
+        results[at] = stress(at)
+    return results[at], steps, found.rate
+
+
+_STEP = re.compile(r"^rate (\S+) attainment (\S+)$")
+
+
+def recorded_steps(store: Store, trial: TrialRow) -> list[tuple[float, float]]:
+    """The rate steps an earlier run of ``trial`` recorded (its events)."""
+    out = []
+    for e in store.events(trial.study_id):
+        if e["trial_id"] == trial.id and e["kind"] == EventKind.RATE_STEP.value:
+            m = _STEP.match(e["message"])
+            if m:
+                out.append((float(m.group(1)), float(m.group(2))))
+    return out
 
 
 def judge(

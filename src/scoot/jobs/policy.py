@@ -16,7 +16,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from scoot.domain import AbandonCause, Config, Objective, StudyState, TrialState
+from scoot.domain import (
+    AbandonCause,
+    Config,
+    Objective,
+    OutcomeConstraint,
+    StudyState,
+    TrialState,
+)
 from scoot.jobs.store import RETEST, TrialRow
 from scoot.optim.results import best_index
 
@@ -68,6 +75,7 @@ class StudyFacts:
     slots: int
     robustness_runs: int
     objectives: tuple[Objective, ...]
+    slo: tuple[OutcomeConstraint, ...] = ()
 
 
 def counted(trials: Sequence[TrialRow]) -> int:
@@ -126,13 +134,22 @@ def invalid_streak(trials: Sequence[TrialRow], since: float | None) -> int:
     return streak
 
 
-def best_trial(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> TrialRow | None:
+def best_trial(
+    trials: Sequence[TrialRow],
+    objectives: Sequence[Objective],
+    slo: Sequence[OutcomeConstraint] = (),
+) -> TrialRow | None:
     """The winner: the best completed trial for one objective; for TTFT and TPOT, the Pareto
-    point of largest hypervolume against the default config (the paper's Eq. 10)."""
+    point of largest hypervolume against the default config (the paper's Eq. 10). With
+    outcome constraints (``slo``), only trials meeting every one compete: None when none did
+    (:func:`slo_missed` says so to the operator)."""
     done = [
         t
         for t in trials
-        if t.state is TrialState.COMPLETED and t.metrics is not None and t.retest is None
+        if t.state is TrialState.COMPLETED
+        and t.metrics is not None
+        and t.retest is None
+        and all(c.holds(t.metrics) for c in slo)
     ]
     if not done:
         return None
@@ -145,10 +162,22 @@ def best_trial(trials: Sequence[TrialRow], objectives: Sequence[Objective]) -> T
     return done[idx] if idx is not None else None
 
 
+def slo_missed(trials: Sequence[TrialRow], slo: Sequence[OutcomeConstraint]) -> str | None:
+    """One line for an operator when completed trials exist but none meets every outcome
+    constraint; None otherwise."""
+    done = [t for t in trials if t.state is TrialState.COMPLETED and t.metrics is not None]
+    if not slo or not done or any(all(c.holds(t.metrics) for c in slo) for t in done if t.metrics):
+        return None
+    return (
+        f"no completed trial meets every SLO ({', '.join(str(c) for c in slo)}): there is no "
+        "winner to deploy"
+    )
+
+
 def missing_retests(trials: Sequence[TrialRow], facts: StudyFacts) -> tuple[Retest, ...]:
     """The winner's robustness re-tests still missing: the same config under arrival orders
     shuffled with seeds 1..R (paper §4.8); the worst case of all is its SLO."""
-    winner = best_trial(trials, facts.objectives)
+    winner = best_trial(trials, facts.objectives, facts.slo)
     runs = facts.robustness_runs
     if winner is None or runs <= 0:
         return ()

@@ -25,8 +25,8 @@ def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     feasibility) for one objective, MOBO (EHVI) for TTFT and TPOT."""
     k = len(spec.gpu_sets)
     if len(spec.objectives) == 1:
-        return ScootSOBO(space, spec.objectives[0], parallelism=k, seed=spec.seed)
-    return ScootMOBO(space, spec.objectives, parallelism=k, seed=spec.seed)
+        return ScootSOBO(space, spec.objectives[0], parallelism=k, seed=spec.seed, slo=spec.slo)
+    return ScootMOBO(space, spec.objectives, parallelism=k, seed=spec.seed, slo=spec.slo)
 
 
 def enqueue_trials(

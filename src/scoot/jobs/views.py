@@ -19,7 +19,7 @@ import numpy as np
 
 from scoot.domain import Objective, StudyState, TrialState
 from scoot.engine.exporters import exports_for
-from scoot.jobs.policy import best_trial, robust_slo
+from scoot.jobs.policy import best_trial, robust_slo, slo_missed
 from scoot.jobs.store import Store, StudyRow, TrialRow
 from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
 from scoot.optim.results import pareto_mask, to_minimize
@@ -120,8 +120,10 @@ def state_text(study: StudyRow, best: TrialRow | None, now: float) -> str:
 def summarise(store: Store, study: StudyRow, now: float | None = None) -> StudySummary:
     spec = StudySpec.from_json(study.spec_json, study.source)
     trials = store.trials(study.id)
-    best = best_trial(trials, spec.objectives)
+    best = best_trial(trials, spec.objectives, spec.slo)
     best_text = "-"
+    if best is None and slo_missed(trials, spec.slo):
+        best_text = "none meets the SLO"
     if best is not None and best.metrics is not None:
         values = ", ".join(f"{o.value} {best.metrics.value(o):.4g}" for o in spec.objectives)
         best_text = f"#{best.number}: {values}"
@@ -148,7 +150,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
     row = store.study_by_id(study_id)
     spec = StudySpec.from_json(row.spec_json, row.source)
     rows = store.trials(study_id)
-    best = best_trial(rows, spec.objectives)
+    best = best_trial(rows, spec.objectives, spec.slo)
     done = [t for t in rows if t.state is TrialState.COMPLETED and t.metrics and t.retest is None]
     front_ids: set[int] = set()
     points = [(t.number, [t.metrics.value(o) for o in spec.objectives]) for t in done if t.metrics]

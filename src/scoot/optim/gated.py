@@ -15,8 +15,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scoot.domain import Config, Observation, Suggestion
+from scoot.domain import Config, Observation, OutcomeConstraint, Suggestion
 from scoot.optim.feasibility import Gate, gate_for
+from scoot.optim.outcomes import SloModel
 from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import hebo_round
@@ -37,8 +38,11 @@ class GatedBO(ABC):
         epochs: int,
         use_forest: bool,
         seed: int | None = None,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
         self.space = space
+        self.slo = tuple(slo)
+        self.slo_model: SloModel | None = None
         self.parallelism = parallelism
         self.n_init = initial_design_size(space) if n_init is None else n_init
         self.epochs = epochs
@@ -66,6 +70,9 @@ class GatedBO(ABC):
             n_init=self.n_init,
         )
         with hebo_round(rng):
+            self.slo_model = (
+                SloModel(self.space, feasible, self.slo, epochs=self.epochs) if self.slo else None
+            )
             candidates = self._candidates(history, feasible, gate)
         seen = {o.config for o in history}
         fresh = [c for c in dict.fromkeys(candidates) if c not in seen]

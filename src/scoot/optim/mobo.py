@@ -35,15 +35,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from scoot.domain import Config, Objective, Observation
+from scoot.domain import Config, Objective, Observation, OutcomeConstraint
 from scoot.optim.ehvi import ehvi
 from scoot.optim.feasibility import Gate
 from scoot.optim.gated import GatedBO
 from scoot.optim.mixed import pymoo_vars, to_unit
+from scoot.optim.outcomes import meets
 from scoot.optim.results import pareto_mask
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import GP
-
 
 BATCHES = ("topk", "believer")
 """How MOBO turns one solver run into k suggestions (module docstring, step 5)."""
@@ -143,6 +143,7 @@ class ScootMOBO(GatedBO):
         use_forest: bool = True,
         seed: int | None = None,
         batch: str = "topk",
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
         if batch not in BATCHES:
             raise ValueError(f"batch must be one of {', '.join(BATCHES)}, not {batch!r}")
@@ -155,6 +156,7 @@ class ScootMOBO(GatedBO):
             epochs=epochs,
             use_forest=use_forest,
             seed=seed,
+            slo=slo,
         )
         self.objectives = tuple(objectives)
         self.pop = pop
@@ -183,7 +185,12 @@ class ScootMOBO(GatedBO):
         mean, std = y.mean(axis=0), y.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         z = (y - mean) / std
-        front = z[pareto_mask(z)]
+        # Constrained EHVI: the front is of the configs meeting every SLO (all that ran while
+        # none does), and EHVI is weighted by the probability of meeting them.
+        meeting = np.array([meets(o, self.slo) for o in feasible])
+        zf = z[meeting] if self.slo and meeting.any() else z
+        front = zf[pareto_mask(zf)]
+        slo_model = self.slo_model if self.slo_model and self.slo_model.parts else None
         z_default = None
         if ref_raw is not None:
             z_default = (log_objectives(ref_raw[None, :], self.objectives)[0] - mean) / std
@@ -199,6 +206,8 @@ class ScootMOBO(GatedBO):
             mu = np.stack([p[0] for p in preds], axis=1)
             sd = np.stack([p[1] for p in preds], axis=1)
             value = ehvi(mu, sd, front, z_ref)
+            if slo_model is not None:
+                value = value * slo_model.probability(u)
             g = gate.violation(u)
             seen_u.append(u)
             seen_score.append(np.where(g <= 0.0, value, -np.inf))

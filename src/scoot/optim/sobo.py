@@ -26,9 +26,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from scoot.domain import Config, Objective, Observation
+from scoot.domain import Config, Objective, Observation, OutcomeConstraint
 from scoot.optim.feasibility import Gate
 from scoot.optim.gated import GatedBO
+from scoot.optim.outcomes import MIN_PROBABILITY, meets
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import EDGE, GP, isolated_random_state, warp_output
 
@@ -61,6 +62,7 @@ class ScootSOBO(GatedBO):
         epochs: int = 100,
         use_forest: bool = True,
         seed: int | None = None,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
         super().__init__(
             space,
@@ -69,6 +71,7 @@ class ScootSOBO(GatedBO):
             epochs=epochs,
             use_forest=use_forest,
             seed=seed,
+            slo=slo,
         )
         self.objective = objective
         self.pop = pop
@@ -99,20 +102,29 @@ class ScootSOBO(GatedBO):
         sign = -1.0 if self.objective.maximize else 1.0
         y_raw = np.array([sign * o.objective(self.objective) for o in feasible])  # (m,)
         model = GP(x_obs, warp_output(y_raw.reshape(-1, 1)), epochs=self.epochs)
-        best = int(np.argmin(y_raw))
+        # The incumbent is the best config meeting every SLO, where one does (constrained EI's
+        # threshold); otherwise the best that ran.
+        meeting = [i for i, o in enumerate(feasible) if meets(o, self.slo)]
+        pool = meeting if self.slo and meeting else range(len(feasible))
+        best = min(pool, key=lambda i: y_raw[i])
         df = pd.DataFrame(x_obs, columns=names)
         py_best, _ = model.predict(*hspace.transform(df.iloc[[best]]))
         space = self.space
 
+        slo_model = self.slo_model if self.slo_model and self.slo_model.parts else None
+
         class ConstrainedMACE(MACE):  # type: ignore[misc]
             @property
             def num_constr(self) -> int:
-                return 1
+                return 1 if slo_model is None else 2
 
             def eval(self, x: torch.Tensor, xe: torch.Tensor) -> torch.Tensor:
                 acq = super().eval(x, xe)
                 u = hspace.inverse_transform(x, xe)[names].to_numpy(dtype=float)
-                g = torch.from_numpy(gate.violation(u)).float().reshape(-1, 1)
+                cols = [gate.violation(u)]
+                if slo_model is not None:  # P(every SLO met) >= MIN_PROBABILITY
+                    cols.append(MIN_PROBABILITY - slo_model.probability(u))
+                g = torch.from_numpy(np.stack(cols, axis=1)).float()
                 return torch.cat([acq, g], dim=1)
 
         acq = ConstrainedMACE(
@@ -125,4 +137,6 @@ class ScootSOBO(GatedBO):
         rec = opt.optimize(initial_suggest=df.iloc[[best]])
         rows = rec[names].to_numpy(dtype=float)  # (k, d)
         keep = gate.violation(rows) <= 0.0  # one forest call for the whole Pareto set
+        if slo_model is not None:
+            keep &= slo_model.probability(rows) >= MIN_PROBABILITY
         return [space.decode(row) for row, ok in zip(rows, keep, strict=True) if ok]
