@@ -30,7 +30,8 @@ Services whose headroom (best known over the default) is below twice the run-to-
 of the default (its coefficient of variation) are reported but do not count in the means.
 
 ``--quick``: 2 services x 1 seed, k = 1, 16 evaluations, three methods. ``--summary``
-summarises the log as it stands. Every finished run is appended to
+summarises the log as it stands. ``QUALITY_WORKERS`` sets the processes, ``QUALITY_KS="1"``
+runs only those k (two invocations on disjoint ks may append to one log). Every finished run is appended to
 bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
 """
 
@@ -408,11 +409,14 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [
         (m, s, seed, k, budget) for m in methods for s in services for seed in seeds for k in ks
     ]
+    # QUALITY_KS="1" runs only those k (two invocations on disjoint ks can share the log).
+    only = {int(x) for x in os.environ.get("QUALITY_KS", "").split(",") if x.strip()}
+    run_tasks = [t for t in tasks if not only or t[3] in only]
     # Seed by seed, k by k: an interrupted run still holds complete comparisons.
     tasks.sort(key=lambda t: (t[2], t[3], t[1].name, -cost.get(t[0], 1)))
     log = RESULTS / f"quality_v2_runs{'_quick' if args.quick else ''}.jsonl"
     done = _read_log(log, budget)
-    todo = [t for t in tasks if (t[0], t[1].name, t[2], t[3]) not in done]
+    todo = [t for t in run_tasks if (t[0], t[1].name, t[2], t[3]) not in done]
     if summary_only:
         todo = []
     t0 = time.time()

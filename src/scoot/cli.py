@@ -808,8 +808,17 @@ def report(store: Store, study: StudyRow) -> None:
     table.add_column("source")
     for p in params:
         table.add_column(_short(p["name"]), justify="right")
-    for label in ("req/s", "p95 e2e ms", "TTFT ms", "TPOT ms", "state"):
-        table.add_column(label, justify="right" if "ms" in label or "/" in label else "left")
+    extra = [o for o in objectives if o.metric in EXTRA_COLUMNS]
+    labels = [
+        "req/s",
+        "p95 e2e ms",
+        "TTFT ms",
+        "TPOT ms",
+        *(EXTRA_COLUMNS[o.metric] for o in extra),
+    ]
+    for label in labels:
+        table.add_column(label, justify="right")
+    table.add_column("state")
     for t in trials:
         cells = [str(t.number), t.source]
         cfg = t.config.as_dict()
@@ -822,8 +831,9 @@ def report(store: Store, study: StudyRow) -> None:
                 f"{m.mean_ttft_ms:.0f}",
                 f"{m.mean_tpot_ms:.1f}",
             ]
+            cells += [_fmt_metric(getattr(m, o.metric)) for o in extra]
         else:
-            cells += ["-", "-", "-", "-"]
+            cells += ["-"] * (4 + len(extra))
         why = t.failure_kind or t.abandon_cause
         state = t.state.value + (f" ({why.value})" if why else "")
         style = "bold green" if best is not None and t.id == best.id else None
@@ -906,6 +916,19 @@ def who_runs(store: Store, study: StudyRow) -> str:
             "`scoot tune FILE --resume` here"
         )
     return ""  # completed, cancelled: the table and the summary below say it
+
+
+EXTRA_COLUMNS = {
+    "goodput": "goodput/s",
+    "capacity": "capacity/s",
+    "cost_per_mtok": "$/Mtok",
+    "throughput_per_gpu": "tok/s/GPU",
+}
+"""Status-table columns of the objectives beyond the four it always shows."""
+
+
+def _fmt_metric(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
 
 
 def _slo(spec: dict[str, Any]) -> tuple[OutcomeConstraint, ...]:

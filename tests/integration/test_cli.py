@@ -174,6 +174,7 @@ def test_a_capacity_study_searches_the_rate_of_each_trial(
     assert out.returncode == 0, out.stderr
     status = run("study", "status", "cap")
     assert "capacity of the best:" in status.stdout
+    assert "capacity/s" in status.stdout  # the objective has its own column
     assert "rate search: 8 req/s ->" in status.stdout  # the first probe is the study's rate
     from scoot.jobs.store import Store
 
