@@ -31,8 +31,8 @@ of the default (its coefficient of variation) are reported but do not count in t
 
 ``--quick``: 2 services x 1 seed, k = 1, 16 evaluations, three methods. ``--summary``
 summarises the log as it stands. ``QUALITY_WORKERS`` sets the processes, ``QUALITY_KS="1"``
-runs only those k (two invocations on disjoint ks may append to one log). Every finished run is appended to
-bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
+runs only those k (two invocations on disjoint ks may append to one log). Every finished run
+is appended to bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ from scoot.optim.sobo import ScootSOBO
 from scoot.optim.sobol import SobolSuggester, initial_design_size
 from scoot.optim.space import SearchSpace
 
-METHODS = ("scoot", "random", "ga", "vanilla_bo", "tpe", "optuna_gp", "botorch")
+METHODS = ("scoot", "random", "ga", "vanilla_bo", "tpe", "optuna_gp", "botorch", "scoot_batch")
+BATCH_ONLY = ("scoot_batch",)
+"""Methods that differ from another only for k > 1 (not run at k = 1)."""
 RETEST_TOP = 3
 RETEST_FRONT = 6
 RETESTS = 2
@@ -86,10 +88,17 @@ RETESTS = 2
 
 def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int) -> Suggester:
     objs = service.objectives
-    if method == "scoot":
+    if method in ("scoot", "scoot_batch"):
+        # scoot_batch: the batch variants that are not the paper's (MOBO's Kriging believer,
+        # SOBO's diverse picks from the MACE Pareto set), to decide the defaults.
+        batch = method == "scoot_batch"
         if len(objs) > 1:
-            return ScootMOBO(space, objs, parallelism=k, seed=seed)
-        return ScootSOBO(space, objs[0], parallelism=k, seed=seed)
+            return ScootMOBO(
+                space, objs, parallelism=k, seed=seed, batch="believer" if batch else "topk"
+            )
+        return ScootSOBO(
+            space, objs[0], parallelism=k, seed=seed, batch="diverse" if batch else "paper"
+        )
     factories: dict[str, Callable[[], Suggester]] = {
         "random": lambda: SobolSuggester(space, seed=seed),
         "ga": lambda: GASuggester(space, objs),
@@ -405,9 +414,14 @@ def main(argv: list[str] | None = None) -> int:
         methods, seeds, ks, budget = ("scoot", "random", "tpe"), [0], [1], 16
     else:
         services, methods, seeds, ks, budget = suite, METHODS, [0, 1, 2], [1, 2, 4], 30
-    cost = {"vanilla_bo": 3, "scoot": 3, "botorch": 3, "optuna_gp": 2}
+    cost = {"vanilla_bo": 3, "scoot": 3, "scoot_batch": 3, "botorch": 3, "optuna_gp": 2}
     tasks = [
-        (m, s, seed, k, budget) for m in methods for s in services for seed in seeds for k in ks
+        (m, s, seed, k, budget)
+        for m in methods
+        for s in services
+        for seed in seeds
+        for k in ks
+        if k > 1 or m not in BATCH_ONLY
     ]
     # QUALITY_KS="1" runs only those k (two invocations on disjoint ks can share the log).
     only = {int(x) for x in os.environ.get("QUALITY_KS", "").split(",") if x.strip()}
@@ -431,7 +445,11 @@ def main(argv: list[str] | None = None) -> int:
     cells: dict[tuple[str, int, int], set[str]] = {}
     for r in runs:
         cells.setdefault((r["service"], r["seed"], r["k"]), set()).add(r["method"])
-    complete = {c for c, ms in cells.items() if ms >= set(methods)}
+    complete = {
+        c
+        for c, ms in cells.items()
+        if ms >= {m for m in methods if c[2] > 1 or m not in BATCH_ONLY}
+    }
     runs = [r for r in runs if (r["service"], r["seed"], r["k"]) in complete]
     out = header(args.quick)
     out.update(

@@ -244,3 +244,26 @@ def test_a_crash_heavy_space_is_screened_before_a_second_success() -> None:
     plain = SobolSuggester(SPACE, seed=3).suggest(history, 8, np.random.default_rng(0))
     assert sum(runs(s.config) for s in picked) >= 6 > sum(runs(s.config) for s in plain)
     assert {s.source for s in picked} <= {"sobol-screened", "sobol-fill"}
+
+
+def test_a_diverse_sobo_batch_spreads_over_the_pareto_set() -> None:
+    base = SPACE.default()
+    assert base is not None
+    # Ten near-copies of one config and two configs far from it: a Pareto set's usual shape.
+    copies = [
+        Config.of({**base.as_dict(), "gpu_memory_utilization": 0.8 + 0.001 * i}) for i in range(10)
+    ]
+    far = [
+        Config.of({**base.as_dict(), "max_num_seqs": 4, "max_num_batched_tokens": 16384}),
+        Config.of({**base.as_dict(), "max_num_seqs": 512, "block_size": 64}),
+    ]
+    pool = [*copies, *far]
+    for seed in range(5):
+        picks = ScootSOBO(SPACE, Objective.P95_LATENCY, batch="diverse")._pick(
+            pool, 3, np.random.default_rng(seed)
+        )
+        assert set(far) <= set(picks), seed  # one of each cluster
+        paper = ScootSOBO(SPACE, Objective.P95_LATENCY)._pick(pool, 3, np.random.default_rng(seed))
+        assert picks[0] == paper[0]  # the first pick is the paper's random draw
+    with pytest.raises(ValueError, match="batch must be one of paper, diverse"):
+        ScootSOBO(SPACE, Objective.P95_LATENCY, batch="spread")

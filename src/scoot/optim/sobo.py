@@ -38,6 +38,10 @@ __all__ = ["XI", "ScootSOBO", "isolated_random_state", "ucb_beta"]
 XI = 1e-4
 
 
+SOBO_BATCHES = ("paper", "diverse")
+"""How SOBO picks k suggestions from MACE's Pareto set (:meth:`ScootSOBO._pick`)."""
+
+
 def ucb_beta(t: int) -> float:
     """beta_t = 2 log(t^2 pi^2 / (6 delta)) with delta = 1 / t^2 (§4.5.1)."""
     t = max(1, t)
@@ -63,7 +67,11 @@ class ScootSOBO(GatedBO):
         use_forest: bool = True,
         seed: int | None = None,
         slo: Sequence[OutcomeConstraint] = (),
+        batch: str = "paper",
     ) -> None:
+        if batch not in SOBO_BATCHES:
+            raise ValueError(f"batch must be one of {', '.join(SOBO_BATCHES)}, not {batch!r}")
+        self.batch = batch
         super().__init__(
             space,
             parallelism=parallelism,
@@ -83,8 +91,21 @@ class ScootSOBO(GatedBO):
         return self._pareto_set(feasible, gate, len(history) + 1)
 
     def _pick(self, fresh: list[Config], n: int, rng: np.random.Generator) -> list[Config]:
-        """Drawn at random from the acquisition's Pareto set (§4.5.1)."""
-        return [fresh[i] for i in rng.permutation(len(fresh))[:n]]
+        """Drawn at random from the acquisition's Pareto set (§4.5.1, ``batch = "paper"``),
+        or, with ``batch = "diverse"``, the first at random and each next one the Pareto-set
+        member farthest (in the unit cube) from those already picked: MACE's Pareto set
+        often holds near-copies, and a batch of them spends k evaluations on one point."""
+        order = [fresh[i] for i in rng.permutation(len(fresh))]
+        if self.batch == "paper" or n <= 1 or len(order) <= n:
+            return order[:n]
+        u = np.array([self.space.encode(c) for c in order])  # (m, d)
+        picked = [0]
+        dist = np.linalg.norm(u - u[0], axis=1)
+        while len(picked) < n:
+            i = int(np.argmax(dist))
+            picked.append(i)
+            dist = np.minimum(dist, np.linalg.norm(u - u[i], axis=1))
+        return [order[i] for i in picked]
 
     def _pareto_set(self, feasible: Sequence[Observation], gate: Gate, t: int) -> list[Config]:
         import pandas as pd
