@@ -6,10 +6,49 @@ import argparse
 import json
 import os
 import platform
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def tune(
+    suggester: Any,
+    space: Any,
+    history: list[Any],
+    budget: int,
+    k: int,
+    rng: Any,
+    observe: Callable[[Any], Any],
+) -> tuple[list[tuple[int, float]], list[str]]:
+    """Rounds of ``k`` suggestions until ``history`` holds ``budget`` observations; ``observe``
+    turns a config into its observation. Returns (observations before the round, seconds of
+    ``suggest``) for the rounds after the initial design, and the rounds' errors (a numerical
+    failure costs the round, Sobol standing in, not the whole bench)."""
+    import time
+
+    from scoot.optim.sobol import SobolSuggester, initial_design_size
+
+    n_init = initial_design_size(space)
+    rounds: list[tuple[int, float]] = []
+    errors: list[str] = []
+    while len(history) < budget:
+        n = min(k, budget - len(history))
+        t0 = time.perf_counter()
+        try:
+            out = suggester.suggest(history, n, rng)
+        except Exception as exc:
+            errors.append(f"{len(history)}: {exc!r}"[:300])
+            out = SobolSuggester(space).suggest(history, n, rng)
+        dt = time.perf_counter() - t0
+        if len(history) >= n_init:
+            rounds.append((len(history), dt))
+        if not out:
+            break
+        for s in out:
+            history.append(observe(s.config))
+    return rounds, errors
 
 
 def parse_args(doc: str | None, argv: list[str] | None = None) -> argparse.Namespace:

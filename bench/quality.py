@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from benchlib import RESULTS, finish, header, parse_args
+from benchlib import RESULTS, finish, header, parse_args, tune
 from suite import Service, gains, key, load_grid, load_suite, observation, search_space
 
 from scoot.domain import Observation
@@ -97,23 +97,15 @@ def run_one(task: tuple[str, Service, int, int, int]) -> dict[str, Any]:
     n_init = initial_design_size(space)
     rng = np.random.default_rng([seed, k, sum(map(ord, name))])
     history: list[Observation] = [observation(default, grid[key(default.as_dict())])]
-    rounds: list[tuple[int, float]] = []
-    errors: list[str] = []
-    while len(history) < budget:
-        n = min(k, budget - len(history))
-        t0 = time.perf_counter()
-        try:
-            out = suggester.suggest(history, n, rng)
-        except Exception as exc:  # a numerical failure costs the round, not the whole bench
-            errors.append(f"{len(history)}: {exc!r}"[:300])
-            out = SobolSuggester(space).suggest(history, n, rng)
-        dt = time.perf_counter() - t0
-        if len(history) >= n_init:
-            rounds.append((len(history), dt))
-        if not out:
-            break
-        for s in out:
-            history.append(observation(s.config, grid[key(s.config.as_dict())]))
+    rounds, errors = tune(
+        suggester,
+        space,
+        history,
+        budget,
+        k,
+        rng,
+        lambda c: observation(c, grid[key(c.as_dict())]),
+    )
     return {
         "method": method,
         "budget": budget,

@@ -51,7 +51,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from benchlib import RESULTS, finish, header, parse_args
+from benchlib import RESULTS, finish, header, parse_args, tune
 from reference_v2 import QUICK
 from suite_v2 import (
     REFERENCE,
@@ -151,25 +151,13 @@ def run_one(task: tuple[str, ServiceV2, int, int, int]) -> dict[str, Any]:
         evaluate(service, default.as_dict(), draw(service, seed, k, 0))
     ]
     history: list[Observation] = [observation(default, results[0])]
-    rounds: list[tuple[int, float]] = []
-    errors: list[str] = []
-    while len(history) < budget:
-        n = min(k, budget - len(history))
-        t0 = time.perf_counter()
-        try:
-            out = suggester.suggest(history, n, rng)
-        except Exception as exc:  # a numerical failure costs the round, not the whole bench
-            errors.append(f"{len(history)}: {exc!r}"[:300])
-            out = SobolSuggester(space).suggest(history, n, rng)
-        dt = time.perf_counter() - t0
-        if len(history) >= n_init:
-            rounds.append((len(history), dt))
-        if not out:
-            break
-        for s in out:
-            r = evaluate(service, s.config.as_dict(), draw(service, seed, k, len(history)))
-            results.append(r)
-            history.append(observation(s.config, r))
+
+    def observe(config: Config) -> Observation:
+        r = evaluate(service, config.as_dict(), draw(service, seed, k, len(results)))
+        results.append(r)
+        return observation(config, r)
+
+    rounds, errors = tune(suggester, space, history, budget, k, rng, observe)
     after = history[n_init:]
     run: dict[str, Any] = {
         "method": method,
