@@ -411,11 +411,12 @@ def main(argv: list[str] | None = None) -> int:
         for k in ks
         if k > 1 or m not in BATCH_ONLY
     ]
+
+    # Seed by seed, k by k: an interrupted run still holds complete comparisons.
+    tasks.sort(key=lambda t: (t[2], t[3], t[1].name, -cost.get(t[0], 1)))
     # QUALITY_KS="1" runs only those k (two invocations on disjoint ks can share the log).
     only = {int(x) for x in os.environ.get("QUALITY_KS", "").split(",") if x.strip()}
     run_tasks = [t for t in tasks if not only or t[3] in only]
-    # Seed by seed, k by k: an interrupted run still holds complete comparisons.
-    tasks.sort(key=lambda t: (t[2], t[3], t[1].name, -cost.get(t[0], 1)))
     log = RESULTS / f"quality_v2_runs{'_quick' if args.quick else ''}.jsonl"
     done = _read_log(log, budget)
     todo = [t for t in run_tasks if (t[0], t[1].name, t[2], t[3]) not in done]
