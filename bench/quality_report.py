@@ -1,7 +1,7 @@
-"""Markdown tables of bench/results/quality.json, for docs/benchmarks.md.
+"""Markdown tables of bench/results/quality.json (or quality_v2.json), for docs/benchmarks.md.
 
-``python bench/quality_report.py`` prints the per-method table, the scores per k and the
-per-service table; the prose around them in docs/benchmarks.md is written by hand.
+``python bench/quality_report.py [FILE]`` prints the per-method table, the scores per k and
+the per-service table; the prose around them in docs/benchmarks.md is written by hand.
 """
 
 from __future__ import annotations
@@ -59,10 +59,62 @@ def report(q: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def report_v2(q: dict[str, Any]) -> str:
+    order = (
+        "scoot", "scoot_batch", "vanilla_bo", "botorch", "optuna_gp", "tpe", "random", "ga"
+    )  # fmt: skip
+    methods: dict[str, Any] = {n: q["methods"][n] for n in order if n in q["methods"]}
+    ks = [str(k) for k in q["ks"]]
+    lines = [
+        f"{q['runs_summarised']} of {q['runs_planned']} runs, {q['cells_summarised']} complete "
+        f"(service, seed, k) cells; machine: {q['machine']}.",
+        "",
+        "| method | mean score (true value of the recommendation) | one objective | two "
+        "| best observation, as observed | best observation, true value "
+        "| median fraction of optimum | failed after the initial design | suggest p50 at 25-30 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, m in methods.items():
+        lines.append(
+            f"| `{name}` | {_num(m['mean_score'])} | {_num(m['mean_score_single'])} "
+            f"| {_num(m['mean_score_two_objective'])} | {_num(m['mean_score_best_observed'])} "
+            f"| {_num(m['mean_score_best_observed_true_value'])} "
+            f"| {_num(m['median_fraction_of_optimum'])} "
+            f"| {_pct(m['failed_after_init_fraction'])} "
+            f"| {_num(m['suggest_seconds_p50_at_30'], ' s')} |"
+        )
+    lines += ["", "Mean score per k (one objective / two objectives):", ""]
+    lines += ["| method | " + " | ".join(f"k = {k}" for k in ks) + " |"]
+    lines += ["|---|" + "---|" * len(ks)]
+    for name, m in methods.items():
+        cells = []
+        for k in ks:
+            b = m["by_k"].get(k)
+            cells.append(
+                f"{_num(b['mean_score_single'])} / {_num(b['mean_score_two_objective'])}"
+                if b and b.get("runs")
+                else "-"
+            )
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    lines += ["", "Per service (mean score; headroom and the default's run-to-run spread):", ""]
+    lines += ["| service | headroom | spread | " + " | ".join(f"`{n}`" for n in methods) + " |"]
+    lines += ["|---|---|---|" + "---|" * len(methods)]
+    for s, info in sorted(q["services_scored"].items()):
+        cells = [_num(m["by_service"].get(s)) for m in methods.values()]
+        mark = "" if info["counted"] else " (not counted)"
+        lines.append(
+            f"| {s}{mark} | {_pct(info['headroom'])} | {_pct(info['default_cv'])} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     path = Path(args[0]) if args else RESULTS / "quality.json"
-    print(report(json.loads(path.read_text())))
+    doc = json.loads(path.read_text())
+    print(report_v2(doc) if "services_scored" in doc else report(doc))
     return 0
 
 
