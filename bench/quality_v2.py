@@ -402,6 +402,10 @@ def main(argv: list[str] | None = None) -> int:
         methods, seeds, ks, budget = ("scoot", "random", "tpe"), [0], [1], 16
     else:
         services, methods, seeds, ks, budget = suite, METHODS, [0, 1, 2], [1, 2, 4], 30
+    # QUALITY_METHODS="scoot,random" runs and summarises only those methods (a partial plan:
+    # the result says which; the full plan resumes from the same log).
+    if os.environ.get("QUALITY_METHODS"):
+        methods = tuple(m for m in methods if m in os.environ["QUALITY_METHODS"].split(","))
     cost = {"vanilla_bo": 3, "scoot": 3, "scoot_batch": 3, "botorch": 3, "optuna_gp": 2}
     tasks = [
         (m, s, seed, k, budget)
@@ -444,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
     out.update(
         {
             "services": [s.name for s in services],
+            "methods_run": list(methods),
             "seeds": seeds,
             "ks": ks,
             "budget": budget,
