@@ -39,3 +39,23 @@ def test_the_gpu_tab_names_another_study_on_the_set(tmp_path: Path) -> None:
     assert gpus["0"].trial is None and gpus["0"].other == "study other, trial #0"
     assert gpus["1"].other is None
     store.close()
+
+
+def test_the_tui_says_when_no_trial_meets_the_slo(tmp_path: Path) -> None:
+    import dataclasses
+
+    from scoot.domain import Metrics, OutcomeConstraint
+    from scoot.jobs.views import summarise
+    from scoot.study import StudySpec
+
+    home = fake_store(tmp_path / "home")
+    store = Store(home / "scoot.db")
+    row = store.studies()[0]
+    spec = StudySpec.from_json(row.spec_json, row.source)
+    assert summarise(store, row).best.startswith("#")  # no SLO: a winner
+    strict = dataclasses.replace(spec, slo=(OutcomeConstraint("mean_ttft_ms", "<=", 1.0),))
+    other, _ = store.open_study("strict", strict.to_json())
+    t = store.add_trial(other.id, Config.of({"max_num_seqs": 8}), "default")
+    store.finish(t.id, TrialState.COMPLETED, metrics=Metrics.of(completed=5, mean_ttft_ms=90.0))
+    assert summarise(store, store.study_by_id(other.id)).best == "none meets the SLO"
+    store.close()
