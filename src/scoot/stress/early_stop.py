@@ -1,0 +1,168 @@
+"""Rules that stop a hopeless stress test early (issue 18), on what the client knows so far.
+
+A stress test that can no longer beat the incumbent, or can no longer pass, wastes GPU time.
+Each rule reads a :class:`Progress` (the requests sent, finished and still in flight at some
+instant) and answers with a :class:`Stop` or None. A stop is not a crash: it carries a
+*bound*, the value the full run would have been at least as bad as, which an optimizer can
+use as a censored observation.
+
+- **Failures**: once more requests have failed than ``max_failed_fraction`` of those the test
+  will send, the run fails whatever comes next. Certain.
+- **Backlog**: arrivals outpace completions. The backlog (sent minus finished) is sampled
+  over the second half of the elapsed time; a least-squares slope above ``backlog_growth``
+  of the arrival rate, with a backlog of at least ``min_requests``, means the engine falls
+  further behind the longer the test runs.
+- **Worse than the incumbent**: every request's final latency is at least what it is now
+  (finished: its latency; in flight: its age). The requests not yet sent are drawn from the
+  finished ones (a bootstrap). When the ``1 - confidence`` quantile of the bootstrapped final
+  p95 (or mean TTFT) is above the incumbent's, the config has lost with that confidence, and
+  that quantile is the bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A finished request: when it was sent, its TTFT and latency (s), and whether it
+    succeeded."""
+
+    sent: float
+    ttft: float
+    latency: float
+    success: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What the client knows ``now`` seconds into a test that will send ``planned`` requests
+    at ``rate`` per second."""
+
+    now: float
+    planned: int
+    rate: float
+    sent: Sequence[float]
+    """Send times of every request sent so far."""
+    finished: Sequence[Finished]
+    in_flight: Sequence[tuple[float, bool]] = ()
+    """(send time, whether its first token came) of each request sent and not finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRules:
+    """When to stop; an incumbent value of None disables that comparison."""
+
+    incumbent_p95_ms: float | None = None
+    incumbent_mean_ttft_ms: float | None = None
+    max_failed_fraction: float = 0.05
+    min_requests: int = 20
+    backlog_growth: float = 0.25
+    confidence: float = 0.95
+    resamples: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """Why a test stopped, in one line, and the bounds it proves ("at least this bad")."""
+
+    rule: str
+    reason: str
+    bounds: dict[str, float] = field(default_factory=dict)
+
+
+def check(progress: Progress, rules: StopRules, rng: np.random.Generator) -> Stop | None:
+    """The first rule that fires, or None."""
+    for rule in (_failures, _backlog, _worse):
+        stop = rule(progress, rules, rng)
+        if stop is not None:
+            return stop
+    return None
+
+
+def _failures(p: Progress, r: StopRules, rng: np.random.Generator) -> Stop | None:
+    failed = sum(not f.success for f in p.finished)
+    allowed = r.max_failed_fraction * p.planned
+    if failed > allowed:
+        return Stop(
+            "failures",
+            f"{failed} of {p.planned} requests failed already (more than "
+            f"{r.max_failed_fraction:.0%}): the run cannot pass",
+        )
+    return None
+
+
+def backlog_at(p: Progress, t: float) -> int:
+    """Requests sent by ``t`` and not finished by then."""
+    sent = sum(1 for s in p.sent if s <= t)
+    done = sum(1 for f in p.finished if f.sent + f.latency <= t)
+    return sent - done
+
+
+def _backlog(p: Progress, r: StopRules, rng: np.random.Generator) -> Stop | None:
+    if p.now <= 0 or len(p.sent) < r.min_requests:
+        return None
+    ts = np.linspace(p.now / 2, p.now, 9)
+    b = np.array([backlog_at(p, float(t)) for t in ts], dtype=float)
+    slope = float(np.polyfit(ts, b, 1)[0])  # requests per second the backlog grows by
+    if slope > r.backlog_growth * p.rate and b[-1] >= r.min_requests:
+        return Stop(
+            "backlog",
+            f"the backlog grows by {slope:.2f} req/s ({b[-1]:.0f} waiting) at {p.rate:g} "
+            "req/s sent: arrivals outpace completions",
+        )
+    return None
+
+
+def _worse(p: Progress, r: StopRules, rng: np.random.Generator) -> Stop | None:
+    ok = [f for f in p.finished if f.success]
+    if len(ok) < r.min_requests:
+        return None
+    unsent = max(0, p.planned - len(p.sent))
+    q = 1.0 - r.confidence
+    bounds: dict[str, float] = {}
+    reasons = []
+    if r.incumbent_p95_ms is not None:
+        known = np.array([f.latency for f in ok] + [p.now - s for s, _ in p.in_flight]) * 1e3
+        lb = _bootstrap(known, np.array([f.latency for f in ok]) * 1e3, unsent, rng, r, q, 95)
+        if lb > r.incumbent_p95_ms:
+            bounds["p95_e2el_ms"] = lb
+            reasons.append(f"p95 latency >= {lb:.0f} ms (incumbent {r.incumbent_p95_ms:.0f})")
+    if r.incumbent_mean_ttft_ms is not None:
+        waiting = [p.now - s for s, first in p.in_flight if not first]
+        done_ttft = [f.ttft for f in ok]
+        known = np.array(done_ttft + waiting) * 1e3
+        lb = _bootstrap(known, np.array(done_ttft) * 1e3, unsent, rng, r, q, None)
+        if lb > r.incumbent_mean_ttft_ms:
+            bounds["mean_ttft_ms"] = lb
+            reasons.append(f"mean TTFT >= {lb:.0f} ms (incumbent {r.incumbent_mean_ttft_ms:.0f})")
+    if bounds:
+        return Stop(
+            "worse",
+            "; ".join(reasons) + f" with {r.confidence:.0%} confidence",
+            bounds,
+        )
+    return None
+
+
+def _bootstrap(
+    known: NDArray[np.float64],
+    pool: NDArray[np.float64],
+    unsent: int,
+    rng: np.random.Generator,
+    r: StopRules,
+    q: float,
+    percentile: float | None,
+) -> float:
+    """The ``q`` quantile of the final statistic when the unsent requests are drawn from
+    ``pool``; ``known`` are lower bounds of the sent requests' values."""
+    stats = np.empty(r.resamples)
+    for i in range(r.resamples):
+        full = np.concatenate([known, rng.choice(pool, size=unsent)]) if unsent else known
+        stats[i] = np.percentile(full, percentile) if percentile is not None else full.mean()
+    return float(np.quantile(stats, q))
