@@ -794,7 +794,7 @@ def report(store: Store, study: StudyRow) -> None:
     from rich.table import Table
 
     from scoot.engine.exporters import launch_command
-    from scoot.jobs.policy import best_trial, robust_slo, slo_missed
+    from scoot.jobs.policy import best_trial, gain_interval, robust_slo, slo_missed
 
     study = store.study_by_id(study.id)  # its state now, not when it was opened
     spec = json.loads(study.spec_json)
@@ -876,6 +876,13 @@ def report(store: Store, study: StudyRow) -> None:
             change = (after - before) / before * 100 if before else 0.0
             parts.append(f"{o.value} {before:.4g} -> {after:.4g} ({change:+.1f}%)")
         out().print("best vs default: " + "; ".join(parts))
+        if best.number != default.number:
+            gains = [gain_interval(trials, best, default, o) for o in objectives]
+            out().print(
+                "gain over the default, across the re-tests: "
+                + "; ".join(g.text() for g in gains),
+                markup=False,
+            )
     slo = robust_slo(trials, best, objectives)
     if slo is not None:
         runs, values = slo

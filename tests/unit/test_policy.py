@@ -77,9 +77,12 @@ def test_budget_spent_then_the_winners_retests_then_complete() -> None:
     trials = [trial(i, TrialState.COMPLETED, p95=100.0 - i) for i in range(4)]
     step = plan(StudyState.RUNNING, FACTS, trials, None)
     assert step.suggest == 0 and not step.complete
+    # The winner's re-tests, then the default's under the same arrival orders (issue 18).
     assert [(r.seed, r.of, r.config) for r in step.retests] == [
         (1, 3, trials[3].config),
         (2, 3, trials[3].config),
+        (1, 0, trials[0].config),
+        (2, 0, trials[0].config),
     ]
     assert step.retests[0].source == "robustness 1 of 2 (#3)"
     trials += [
@@ -90,9 +93,42 @@ def test_budget_spent_then_the_winners_retests_then_complete() -> None:
     trials[4] = trial(4, TrialState.COMPLETED, retest=1, of=3)
     trials[5] = trial(5, TrialState.ABANDONED, retest=2, of=3, cause=AbandonCause.OPERATOR)
     again = plan(StudyState.RUNNING, FACTS, trials, None)
-    assert [r.seed for r in again.retests] == [2]  # an abandoned re-test is queued again
+    # An abandoned re-test is queued again; the default's are still to come.
+    assert [(r.seed, r.of) for r in again.retests] == [(2, 3), (1, 0), (2, 0)]
     trials[5] = trial(5, TrialState.FAILED, retest=2, of=3)
+    trials += [trial(6, TrialState.COMPLETED, retest=1, of=0)]
+    trials += [trial(7, TrialState.COMPLETED, retest=2, of=0)]
     assert plan(StudyState.RUNNING, FACTS, trials, None).complete
+
+
+def test_the_gain_over_the_default_carries_its_spread() -> None:
+    from scoot.domain import Objective
+    from scoot.jobs.policy import gain_interval
+
+    p95 = Objective.P95_LATENCY
+    trials = [
+        trial(0, TrialState.COMPLETED, p95=1000.0),
+        trial(1, TrialState.COMPLETED, p95=800.0),
+    ]
+    one = gain_interval(trials, trials[1], trials[0], p95)
+    assert abs(one.median - 0.2) < 1e-12 and not one.significant
+    assert "one run each" in one.text()
+    # Re-tests: the winner 800-900 ms, the default 950-1000 ms: a gain even at worst.
+    trials += [
+        trial(2, TrialState.COMPLETED, p95=900.0, retest=1, of=1),
+        trial(3, TrialState.COMPLETED, p95=850.0, retest=2, of=1),
+        trial(4, TrialState.COMPLETED, p95=950.0, retest=1, of=0),
+        trial(5, TrialState.COMPLETED, p95=980.0, retest=2, of=0),
+    ]
+    g = gain_interval(trials, trials[1], trials[0], p95)
+    assert g.runs == (3, 3) and g.significant
+    assert abs(g.low - (950.0 - 900.0) / 950.0) < 1e-12
+    assert abs(g.high - (1000.0 - 800.0) / 1000.0) < 1e-12
+    assert "no significant gain" not in g.text()
+    # A default run as fast as the winner's slowest: the range reaches zero.
+    trials[4] = trial(4, TrialState.COMPLETED, p95=880.0, retest=1, of=0)
+    g = gain_interval(trials, trials[1], trials[0], p95)
+    assert not g.significant and g.text().endswith("no significant gain")
 
 
 def test_a_queued_retry_past_the_budget_is_dropped() -> None:

@@ -13,6 +13,7 @@ Both executors, ``scoot worker`` and the foreground ``scoot tune``, act on this 
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -175,19 +176,109 @@ def slo_missed(trials: Sequence[TrialRow], slo: Sequence[OutcomeConstraint]) -> 
 
 
 def missing_retests(trials: Sequence[TrialRow], facts: StudyFacts) -> tuple[Retest, ...]:
-    """The winner's robustness re-tests still missing: the same config under arrival orders
-    shuffled with seeds 1..R (paper §4.8); the worst case of all is its SLO."""
+    """The robustness re-tests still missing: the winner's config under arrival orders
+    shuffled with seeds 1..R (paper §4.8; the worst case of all is its SLO), then the
+    default's under the same orders, so the gain over the default carries its spread
+    (:func:`gain_interval`; issue 18). They come after the budget."""
     winner = best_trial(trials, facts.objectives, facts.slo)
     runs = facts.robustness_runs
     if winner is None or runs <= 0:
         return ()
+    out = list(_retests_of(trials, winner, runs))
+    default = baseline(trials)
+    if default is not None and default.number != winner.number:
+        out += _retests_of(trials, default, runs)
+    return tuple(out)
+
+
+def _retests_of(trials: Sequence[TrialRow], of: TrialRow, runs: int) -> list[Retest]:
     have = {
         t.retest
         for t in trials
-        if t.retest_of == winner.number and t.state is not TrialState.ABANDONED
+        if t.retest_of == of.number and t.state is not TrialState.ABANDONED
     }
-    return tuple(
-        Retest(winner.config, i, winner.number, runs) for i in range(1, runs + 1) if i not in have
+    return [Retest(of.config, i, of.number, runs) for i in range(1, runs + 1) if i not in have]
+
+
+def baseline(trials: Sequence[TrialRow]) -> TrialRow | None:
+    """The default config's completed run (not a re-test), if there is one."""
+    return next(
+        (
+            t
+            for t in trials
+            if t.is_default
+            and t.retest is None
+            and t.state is TrialState.COMPLETED
+            and t.metrics is not None
+        ),
+        None,
+    )
+
+
+def runs_of(trials: Sequence[TrialRow], of: TrialRow, objective: Objective) -> list[float]:
+    """``of``'s value of ``objective`` over its own run and its finished re-tests; a failed
+    re-test counts as the worst value (0 throughput, infinite latency)."""
+    values = [of.metrics.value(objective)] if of.metrics is not None else []
+    for t in trials:
+        if t.retest_of != of.number or t.retest is None:
+            continue
+        if t.state is TrialState.COMPLETED and t.metrics is not None:
+            values.append(t.metrics.value(objective))
+        elif t.state is TrialState.FAILED:
+            values.append(0.0 if objective.maximize else math.inf)
+    return values
+
+
+@dataclass(frozen=True, slots=True)
+class Gain:
+    """The winner's relative gain over the default in one objective (positive is better):
+    the median runs' gain, and the range from the winner's worst run against the default's
+    best to its best against the default's worst."""
+
+    objective: Objective
+    median: float
+    low: float
+    high: float
+    runs: tuple[int, int]
+    """(winner's runs, default's runs) behind the figures."""
+
+    @property
+    def significant(self) -> bool:
+        """Whether even the least favourable pairing is a gain (the range excludes zero)."""
+        return self.low > 0.0 and self.runs[0] > 1 and self.runs[1] > 1
+
+    def text(self) -> str:
+        pct = f"{self.median:+.1%} (range {self.low:+.1%} to {self.high:+.1%}"
+        pct += f" over {self.runs[0]} and {self.runs[1]} runs)"
+        if self.runs[0] < 2 or self.runs[1] < 2:
+            return f"{self.objective.value} {self.median:+.1%} (one run each: spread unknown)"
+        return f"{self.objective.value} {pct}" + (
+            "" if self.significant else ": no significant gain"
+        )
+
+
+def gain_interval(
+    trials: Sequence[TrialRow], winner: TrialRow, default: TrialRow, objective: Objective
+) -> Gain:
+    """The winner's gain over the default in ``objective``, with its spread over the runs
+    each has (:func:`runs_of`)."""
+    w = runs_of(trials, winner, objective)
+    d = runs_of(trials, default, objective)
+    sign = 1.0 if objective.maximize else -1.0
+
+    def gain(a: float, b: float) -> float:
+        if not math.isfinite(a) or not math.isfinite(b) or b == 0:
+            return -math.inf if not math.isfinite(a) else math.inf
+        return sign * (a - b) / abs(b)
+
+    best_w, worst_w = (max(w), min(w)) if objective.maximize else (min(w), max(w))
+    best_d, worst_d = (max(d), min(d)) if objective.maximize else (min(d), max(d))
+    return Gain(
+        objective,
+        gain(statistics.median(w), statistics.median(d)),
+        gain(worst_w, best_d),
+        gain(best_w, worst_d),
+        (len(w), len(d)),
     )
 
 
