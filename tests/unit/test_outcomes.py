@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
 from scoot.domain import Config, Metrics, Objective, Observation, OutcomeConstraint, TrialState
 from scoot.optim.outcomes import SloModel, meets
@@ -23,7 +24,7 @@ def _history(n: int) -> list[Observation]:
 
 
 def test_the_slo_model_separates_configs_that_meet_the_slo_from_those_that_do_not() -> None:
-    history = _history(16)
+    history = _history(40)  # with 16 the fit varies with the torch seed (0.17-0.90 at low)
     half = (OutcomeConstraint("mean_tpot_ms", "<=", 13.0),)  # met over about half the space
     model = SloModel(SPACE, history, half, epochs=60)
     low = SPACE.encode(SPACE.default() or history[0].config).copy()
@@ -35,10 +36,11 @@ def test_the_slo_model_separates_configs_that_meet_the_slo_from_those_that_do_no
     assert p[0] - p[1] > 0.4
 
 
-def test_sobo_suggests_configs_likely_to_meet_the_slo() -> None:
-    history = _history(14)
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sobo_suggests_configs_likely_to_meet_the_slo(seed: int) -> None:
+    history = _history(30)
     sobo = ScootSOBO(SPACE, Objective.P95_LATENCY, n_init=6, pop=30, iters=12, slo=SLO)
-    out = sobo.suggest(history, 4, np.random.default_rng(0))
+    out = sobo.suggest(history, 4, np.random.default_rng(seed))
     met = [meets(Observation(s.config, True, synthetic_metrics(s.config), None), SLO) for s in out]
     model_picks = [m for s, m in zip(out, met, strict=True) if s.source == sobo.name]
     assert model_picks, [s.source for s in out]
