@@ -51,10 +51,10 @@ SUGGESTERS: dict[str, Callable[[SearchSpace], Suggester]] = {
         space, TWO, n_init=3, preliminary_samples=64, local_searches=2
     ),
     "botorch": lambda space: BoTorchSuggester(
-        space, (Objective.P95_LATENCY,), n_init=3, raw_samples=32, num_restarts=2
+        space, (Objective.P95_LATENCY,), n_init=3, raw_samples=16, num_restarts=1, mc_samples=8
     ),
     "botorch-2": lambda space: BoTorchSuggester(
-        space, TWO, n_init=3, raw_samples=32, num_restarts=2, mc_samples=16
+        space, TWO, n_init=3, raw_samples=16, num_restarts=1, mc_samples=8
     ),
 }
 
