@@ -26,8 +26,10 @@ bench/reference_v2.py, or anything a run found that is better):
   log space, against the reference point twice the default's true TTFT and TPOT, as a fraction
   of the best known front's (docs/benchmarks.md: why this score).
 
-Services whose headroom (best known over the default) is below twice the run-to-run spread
-of the default (its coefficient of variation) are reported but do not count in the means.
+A service counts in the means only where some objective's headroom (the best known value's
+relative change from the default's) exceeds twice the standard error of the difference of
+two five-draw means, 2 sqrt(2/5) = 1.26 times the default's run-to-run spread (its coefficient
+of variation over the draws); the others are reported, not counted.
 
 ``--quick``: 2 services x 1 seed, k = 1, 16 evaluations, three methods. ``--summary``
 summarises the log as it stands. ``QUALITY_WORKERS`` sets the processes, ``QUALITY_KS="1"``
@@ -277,17 +279,20 @@ class Scorer:
         else:
             self.ref_point = d + math.log(2.0)
             self.hv_best = self._hv(self.known)
-        m = service.objectives[0].metric
-        cv = self.default.get(m + "_cv")
-        self.headroom = self._headroom()
-        self.noise = float(cv) if cv is not None else 0.0
-
-    def _headroom(self) -> float:
-        if self.one:
-            return math.expm1(self.d - self.best)  # relative gain of the best known
-        pts = minimised(self.service, self.known)
-        d = minimised(self.service, [self.default])[0]
-        return float(max(math.expm1(d[j] - pts[:, j].min()) for j in range(pts.shape[1])))
+        # Per objective: the best known gain over the default as a relative change of the
+        # default (a latency's reduction, a throughput's increase), and the default's
+        # run-to-run spread (coefficient of variation of one stress test).
+        pts = minimised(service, self.known)
+        d0 = minimised(service, [self.default])[0]
+        self.gains = [
+            math.expm1(d0[j] - pts[:, j].min())
+            if o.maximize
+            else -math.expm1(pts[:, j].min() - d0[j])
+            for j, o in enumerate(service.objectives)
+        ]
+        self.spreads = [float(self.default.get(o.metric + "_cv", 0.0)) for o in service.objectives]
+        self.headroom = max(self.gains)
+        self.noise = self.spreads[int(np.argmax(self.gains))]
 
     def _hv(self, rows: list[dict[str, Any]]) -> float:
         rows = [r for r in rows if r.get("ok", True)]
@@ -308,7 +313,12 @@ class Scorer:
 
     @property
     def counts(self) -> bool:
-        return self.headroom > 2 * self.noise
+        """Whether some objective's headroom is beyond the noise of the score's denominator:
+        the best known and the default are means of five draws, so their difference has a
+        standard error of sqrt(2/5) of one run's spread; two of those."""
+        return any(
+            g > 2 * math.sqrt(2 / 5) * cv for g, cv in zip(self.gains, self.spreads, strict=True)
+        )
 
 
 def summarise(
@@ -366,14 +376,11 @@ def summarise(
         entry["by_k"] = {
             str(k): block([r for r in rs if r["k"] == k]) for k in sorted({r["k"] for r in rs})
         }
-        entry["by_service"] = {
-            s: _r(
-                statistics.fmean(
-                    r["score"] for r in runs if r["method"] == m and r["service"] == s
-                )
-            )
-            for s in sorted(scorers)
-        }
+        entry["by_service"] = {}
+        for s in sorted(scorers):
+            mine = [r["score"] for r in runs if r["method"] == m and r["service"] == s]
+            if mine:
+                entry["by_service"][s] = _r(statistics.fmean(mine))
         out[m] = entry
     return {
         "methods": out,
