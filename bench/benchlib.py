@@ -6,7 +6,7 @@ import argparse
 import json
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,3 +86,44 @@ def start_embedded(model: str, flags: list[str], log_path: Path) -> Any:
         engine.stop(3)
         raise RuntimeError(f"embedded engine did not start: {failure.message}")
     return engine
+
+
+def read_runs(path: Path, budget: int) -> dict[tuple[str, str, int, int], dict[str, Any]]:
+    """A quality benchmark's run log: (method, service, seed, k) -> run, for ``budget``."""
+    if not path.exists():
+        return {}
+    out = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            run = json.loads(line)
+            if run.get("budget") == budget:
+                out[(run["method"], run["service"], run["seed"], run["k"])] = run
+    return out
+
+
+def per_method(
+    runs: list[dict[str, Any]],
+    methods: Sequence[str],
+    block: Callable[[list[dict[str, Any]]], dict[str, Any]],
+) -> dict[str, dict[str, Any]]:
+    """``block`` of each method's runs, with ``by_k`` (the same per k) and ``by_service``
+    (mean score per service)."""
+    out: dict[str, dict[str, Any]] = {}
+    for m in methods:
+        rs = [r for r in runs if r["method"] == m]
+        if not rs:
+            continue
+        entry = block(rs)
+        entry["by_k"] = {
+            str(k): block([r for r in rs if r["k"] == k]) for k in sorted({r["k"] for r in rs})
+        }
+        entry["by_service"] = {
+            s: round(
+                sum(r["score"] for r in rs if r["service"] == s)
+                / sum(1 for r in rs if r["service"] == s),
+                4,
+            )
+            for s in sorted({r["service"] for r in rs})
+        }
+        out[m] = entry
+    return out

@@ -45,7 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from benchlib import RESULTS, finish, header, parse_args, tune
+from benchlib import RESULTS, finish, header, parse_args, per_method, read_runs, tune
 from suite import Service, gains, key, load_grid, load_suite, observation, search_space
 
 from scoot.domain import Observation
@@ -196,21 +196,7 @@ def summarise(runs: list[dict[str, Any]], crashy: set[str]) -> dict[str, Any]:
             "rounds_with_errors": sum(len(r["errors"]) for r in rs),
         }
 
-    out: dict[str, Any] = {}
-    for m in METHODS:
-        rs = [r for r in runs if r["method"] == m]
-        if not rs:
-            continue
-        entry = block(rs)
-        entry["by_k"] = {
-            str(k): block([r for r in rs if r["k"] == k]) for k in sorted({r["k"] for r in rs})
-        }
-        entry["by_service"] = {
-            s: round(statistics.fmean(r["score"] for r in rs if r["service"] == s), 4)
-            for s in sorted({r["service"] for r in rs})
-        }
-        out[m] = entry
-    return out
+    return per_method(runs, METHODS, block)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     # Every finished run is appended to a log at once, and a rerun skips what the log holds:
     # hours of work survive a crash or a kill (delete the log to start over).
     log = RESULTS / f"quality_runs{'_quick' if args.quick else ''}.jsonl"
-    done = _read_log(log, budget)
+    done = read_runs(log, budget)
     todo = [t for t in tasks if (t[0], t[1].name, t[2], t[3]) not in done]
     if summary_only:
         todo = []
@@ -280,19 +266,6 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     return finish("quality", out)
-
-
-def _read_log(path: Path, budget: int) -> dict[tuple[str, str, int, int], dict[str, Any]]:
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        if not line.strip():
-            continue
-        run = json.loads(line)
-        if run.get("budget") == budget:
-            out[(run["method"], run["service"], run["seed"], run["k"])] = run
-    return out
 
 
 if __name__ == "__main__":

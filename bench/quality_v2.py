@@ -53,7 +53,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from benchlib import RESULTS, finish, header, parse_args, tune
+from benchlib import RESULTS, finish, header, parse_args, per_method, read_runs, tune
 from reference_v2 import QUICK
 from suite_v2 import (
     REFERENCE,
@@ -367,21 +367,7 @@ def summarise(
             "rounds_with_errors": sum(len(r["errors"]) for r in rs),
         }
 
-    out: dict[str, Any] = {}
-    for m in methods:
-        rs = [r for r in counted if r["method"] == m]
-        if not rs:
-            continue
-        entry = block(rs)
-        entry["by_k"] = {
-            str(k): block([r for r in rs if r["k"] == k]) for k in sorted({r["k"] for r in rs})
-        }
-        entry["by_service"] = {}
-        for s in sorted(scorers):
-            mine = [r["score"] for r in runs if r["method"] == m and r["service"] == s]
-            if mine:
-                entry["by_service"][s] = _r(statistics.fmean(mine))
-        out[m] = entry
+    out = per_method(counted, methods, block)
     return {
         "methods": out,
         "services_scored": {
@@ -429,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     only = {int(x) for x in os.environ.get("QUALITY_KS", "").split(",") if x.strip()}
     run_tasks = [t for t in tasks if not only or t[3] in only]
     log = RESULTS / f"quality_v2_runs{'_quick' if args.quick else ''}.jsonl"
-    done = _read_log(log, budget)
+    done = read_runs(log, budget)
     todo = [t for t in run_tasks if (t[0], t[1].name, t[2], t[3]) not in done]
     if summary_only:
         todo = []
@@ -474,18 +460,6 @@ def main(argv: list[str] | None = None) -> int:
             "suggest_seconds_p50_at_100"
         ]
     return finish("quality_v2" + ("_quick" if args.quick else ""), out)
-
-
-def _read_log(path: Path, budget: int) -> dict[tuple[str, str, int, int], dict[str, Any]]:
-    if not path.exists():
-        return {}
-    out = {}
-    for line in path.read_text().splitlines():
-        if line.strip():
-            run = json.loads(line)
-            if run.get("budget") == budget:
-                out[(run["method"], run["service"], run["seed"], run["k"])] = run
-    return out
 
 
 if __name__ == "__main__":
