@@ -127,3 +127,33 @@ def per_method(
         }
         out[m] = entry
     return out
+
+
+def run_logged(
+    run_one: Callable[[Any], dict[str, Any]],
+    todo: Sequence[Any],
+    log: Path,
+    done: dict[tuple[str, str, int, int], dict[str, Any]],
+    workers: int,
+) -> None:
+    """Run ``todo`` on ``workers`` processes, appending each finished run to ``log`` at once
+    (a crash or a kill loses only the runs in flight) and to ``done``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=workers) as pool, log.open("a") as fh:
+        for run in pool.map(run_one, todo, chunksize=1):
+            fh.write(json.dumps(run) + "\n")
+            fh.flush()
+            done[(run["method"], run["service"], run["seed"], run["k"])] = run
+
+
+def complete_runs(
+    runs: list[dict[str, Any]], needed: Callable[[int], set[str]]
+) -> tuple[list[dict[str, Any]], int]:
+    """The runs of the (service, seed, k) cells where every method ``needed(k)`` finished
+    (comparisons over the same draws), and how many such cells there are."""
+    cells: dict[tuple[str, int, int], set[str]] = {}
+    for r in runs:
+        cells.setdefault((r["service"], r["seed"], r["k"]), set()).add(r["method"])
+    complete = {c for c, ms in cells.items() if ms >= needed(c[2])}
+    return [r for r in runs if (r["service"], r["seed"], r["k"]) in complete], len(complete)

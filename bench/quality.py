@@ -31,21 +31,29 @@ Per method, under ``methods.<name>``:
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import statistics
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
-from benchlib import RESULTS, finish, header, parse_args, per_method, read_runs, tune
+from benchlib import (
+    RESULTS,
+    complete_runs,
+    finish,
+    header,
+    parse_args,
+    per_method,
+    read_runs,
+    run_logged,
+    tune,
+)
 from suite import Service, gains, key, load_grid, load_suite, observation, search_space
 
 from scoot.domain import Observation
@@ -236,19 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         todo = []
     t0 = time.time()
     workers = max(1, min(os.cpu_count() or 1, 2 if args.quick else os.cpu_count() or 1))
-    with ProcessPoolExecutor(max_workers=workers) as pool, log.open("a") as fh:
-        for run in pool.map(run_one, todo, chunksize=1):
-            fh.write(json.dumps(run) + "\n")
-            fh.flush()
-            done[(run["method"], run["service"], run["seed"], run["k"])] = run
+    run_logged(run_one, todo, log, done, workers)
     wanted = {(t[0], t[1].name, t[2], t[3]) for t in tasks}
-    runs = [r for key_, r in done.items() if key_ in wanted]
-    # Only (service, seed, k) cells every method finished: comparisons over the same runs.
-    cells: dict[tuple[str, int, int], set[str]] = {}
-    for r in runs:
-        cells.setdefault((r["service"], r["seed"], r["k"]), set()).add(r["method"])
-    complete = {c for c, ms in cells.items() if ms >= set(METHODS)}
-    runs = [r for r in runs if (r["service"], r["seed"], r["k"]) in complete]
+    runs, n_complete = complete_runs(
+        [r for key_, r in done.items() if key_ in wanted], lambda k: set(METHODS)
+    )
     out = header(args.quick)
     out.update(
         {
@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
             "wall_seconds": round(time.time() - t0, 1),
             "runs_planned": len(tasks),
             "runs_summarised": len(runs),
-            "cells_summarised": len(complete),
+            "cells_summarised": n_complete,
             "complete": len(runs) == len(tasks),
             "methods": summarise(runs, crashy),
         }
