@@ -794,7 +794,7 @@ def report(store: Store, study: StudyRow) -> None:
     from rich.table import Table
 
     from scoot.engine.exporters import launch_command
-    from scoot.jobs.policy import best_trial, gain_interval, robust_slo, slo_missed
+    from scoot.jobs.policy import baseline, best_trial, gain_interval, robust_slo, slo_missed
 
     study = store.study_by_id(study.id)  # its state now, not when it was opened
     spec = json.loads(study.spec_json)
@@ -865,10 +865,7 @@ def report(store: Store, study: StudyRow) -> None:
             f"capacity of the best: {best.metrics.capacity or 0:.3g} req/s (rate search: {steps})",
             markup=False,
         )
-    default = next(
-        (t for t in trials if t.is_default and t.state is TrialState.COMPLETED and t.metrics),
-        None,
-    )
+    default = baseline(trials)
     if default is not None and default.metrics is not None and best.metrics is not None:
         parts = []
         for o in objectives:

@@ -70,6 +70,21 @@ class _Baseline:
         self.n_init = initial_design_size(space) if n_init is None else n_init
         self.sobol = SobolSuggester(space)
 
+    def _first_allowed(
+        self,
+        candidates: Sequence[Config],
+        n: int,
+        seen: set[Config],
+        rng: np.random.Generator,
+    ) -> list[Suggestion]:
+        """The first ``n`` unseen, distinct candidates that keep the known constraints, Sobol
+        filling any shortfall (§4.7)."""
+        picked: list[Config] = []
+        for c in candidates:
+            if c not in seen and c not in picked and self.space.allowed(c):
+                picked.append(c)
+        return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
+
 
 class _PenaltyBaseline(_Baseline, ABC):
     """A baseline that sees failures as penalty values (:func:`penalised`) and proposes more
@@ -87,11 +102,7 @@ class _PenaltyBaseline(_Baseline, ABC):
         seen = {o.config for o in history}
         with hebo_round(rng):
             candidates = self._candidates(history, f, n)
-        picked: list[Config] = []
-        for c in candidates:
-            if c not in seen and c not in picked and self.space.allowed(c):
-                picked.append(c)
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
+        return self._first_allowed(candidates, n, seen, rng)
 
     @abstractmethod
     def _candidates(
@@ -386,11 +397,7 @@ class BoTorchSuggester(_Baseline):
         seen = {o.config for o in history}
         with hebo_round(rng):
             candidates = self._candidates(history, ok, n, int(rng.integers(2**31 - 1)))
-        picked: list[Config] = []
-        for c in candidates:
-            if c not in seen and c not in picked and self.space.allowed(c):
-                picked.append(c)
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked[:n]], n, seen, rng)
+        return self._first_allowed(candidates, n, seen, rng)
 
     def _candidates(
         self, history: Sequence[Observation], ok: Sequence[Observation], n: int, seed: int
