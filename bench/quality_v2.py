@@ -98,31 +98,41 @@ RETESTS = 2
 
 
 def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int) -> Suggester:
-    objs = service.objectives
+    objs, slo = service.objectives, service.slo
     if method in ("scoot", "scoot_batch"):
         # scoot_batch: the batch variants that are not the paper's (MOBO's Kriging believer,
         # SOBO's diverse picks from the MACE Pareto set), to decide the defaults.
         batch = method == "scoot_batch"
         if len(objs) > 1:
             return ScootMOBO(
-                space, objs, parallelism=k, seed=seed, batch="believer" if batch else "topk"
+                space,
+                objs,
+                parallelism=k,
+                seed=seed,
+                batch="believer" if batch else "topk",
+                slo=slo,
             )
         return ScootSOBO(
-            space, objs[0], parallelism=k, seed=seed, batch="diverse" if batch else "paper"
+            space,
+            objs[0],
+            parallelism=k,
+            seed=seed,
+            batch="diverse" if batch else "paper",
+            slo=slo,
         )
     factories: dict[str, Callable[[], Suggester]] = {
         "random": lambda: SobolSuggester(space, seed=seed),
-        "ga": lambda: GASuggester(space, objs),
-        "vanilla_bo": lambda: VanillaBO(space, objs),
-        "tpe": lambda: TPESuggester(space, objs),
+        "ga": lambda: GASuggester(space, objs, slo=slo),
+        "vanilla_bo": lambda: VanillaBO(space, objs, slo=slo),
+        "tpe": lambda: TPESuggester(space, objs, slo=slo),
         # A quarter of Optuna's shipped acquisition search (2,048 samples, 10 local searches):
         # as shipped, one 30-evaluation run of a two-objective service took over 10 minutes
         # on 2 cores (every ask refits its GPs, and about half the asks break a known
         # constraint and are asked again).
         "optuna_gp": lambda: OptunaGPSuggester(
-            space, objs, preliminary_samples=512, local_searches=3
+            space, objs, preliminary_samples=512, local_searches=3, slo=slo
         ),
-        "botorch": lambda: BoTorchSuggester(space, objs),
+        "botorch": lambda: BoTorchSuggester(space, objs, slo=slo),
     }
     return factories[method]()
 
@@ -138,7 +148,9 @@ def observation(config: Config, result: dict[str, Any]) -> Observation:
     if not result["ok"]:
         return Observation(config, False, None, FailureKind(result["failure"]))
     fields = {
-        k: v for k, v in result.items() if k != "ok" and not k.endswith("_cv") and k != "runs"
+        k: v
+        for k, v in result.items()
+        if k not in ("ok", "runs", "rate_steps") and not k.endswith("_cv")
     }
     return Observation(config, True, Metrics.of(**fields), None)
 
@@ -182,6 +194,9 @@ def run_one(task: tuple[str, ServiceV2, int, int, int]) -> dict[str, Any]:
         "rounds": rounds,
         "errors": errors,
     }
+    if service.capacity:
+        steps = [r["rate_steps"] for r in results if r["ok"]]
+        run["rate_steps_mean"] = statistics.fmean(steps) if steps else None
     run.update(recommend(service, history, results, seed, k, budget))
     return run
 
@@ -197,6 +212,10 @@ def recommend(
     """The re-test and the true values of the recommendation and of the best observation."""
     true = TrueValues(service)
     ok = [(o.config, r) for o, r in zip(history, results, strict=True) if r["ok"]]
+    # Under outcome constraints the candidates are the configs seen meeting them (all that ran
+    # where none did: the recommendation then misses them and scores 0 unless it meets them in
+    # truth).
+    ok = [(c, r) for c, r in ok if service.meets(r)] or ok
     if not ok:
         return {"recommended": [], "observed_best": []}
     pts = minimised(service, [r for _, r in ok])
@@ -222,6 +241,7 @@ def recommend(
         if all(r["ok"] for r in runs):
             mean = {m: statistics.fmean(float(r[m]) for r in runs) for m in _metrics(service)}
             means.append((config, mean))
+    means = [(c, m) for c, m in means if service.meets(m)] or means
     if not means:
         chosen: list[Config] = []
     elif one:
@@ -249,7 +269,8 @@ def recommend(
 
 
 def _metrics(service: ServiceV2) -> list[str]:
-    return [o.metric for o in service.objectives]
+    names = [o.metric for o in service.objectives] + [c.metric for c in service.slo]
+    return list(dict.fromkeys(names))
 
 
 # ---- scoring ---------------------------------------------------------------------------------

@@ -113,7 +113,7 @@ def search(task: tuple[ServiceV2, int, int, bool]) -> dict[str, Any]:
     service, n_random, rounds, quick = task
     t0 = time.time()
     suffix = "_quick" if quick else ""
-    screen = Cache(REFERENCE / f"{service.name}_screen{suffix}.jsonl")
+    screen = Cache(REFERENCE / f"{service.cache_name}_screen{suffix}.jsonl")
     true = TrueValues(service, suffix=suffix)
     space = search_space(service)
     rng = np.random.default_rng(sum(map(ord, service.name)))

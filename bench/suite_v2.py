@@ -22,12 +22,22 @@ from typing import Any
 import numpy as np
 from suite import KEPT
 
-from scoot.domain import Config, Constraint, Objective, ParamKind, ParamSpec, Value
+from scoot.domain import (
+    Config,
+    Constraint,
+    Objective,
+    OutcomeConstraint,
+    ParamKind,
+    ParamSpec,
+    Value,
+)
 from scoot.engine.embedded.core import EngineArgs, EngineStartupError
 from scoot.engine.embedded.perf import cudagraph_capture_sizes
 from scoot.optim.space import SearchSpace
 from scoot.stress.arrivals import schedule
+from scoot.stress.capacity import find_capacity
 from scoot.stress.formats import read_trace
+from scoot.stress.metrics import attainment
 from scoot.stress.traces import TraceRequest, heaviest
 from scoot.virtual import replay
 
@@ -70,6 +80,28 @@ class ServiceV2:
     request_timeout_s: float = 60.0
     max_failed_fraction: float = 0.05
     max_model_len: int = 8192
+    slo: tuple[OutcomeConstraint, ...] = ()
+    """Outcome constraints (issue 17): the recommendation must meet every one."""
+    goodput: tuple[tuple[str, float], ...] = ()
+    """Per-request SLOs (ms) whose attainment the ``capacity`` objective's rate search reads."""
+    capacity_target: float = 0.99
+    capacity_max_steps: int = 5
+    cache_name: str = ""
+    """Whose cached true values and reference this service reads (its own name by default)."""
+
+    def __post_init__(self) -> None:
+        if not self.cache_name:
+            object.__setattr__(self, "cache_name", self.name)
+
+    @property
+    def capacity(self) -> bool:
+        return Objective.CAPACITY in self.objectives
+
+    def meets(self, row: dict[str, Any]) -> bool:
+        """Whether a result row (one run's or a mean) ran and meets every outcome constraint."""
+        if not row.get("ok", True):
+            return False
+        return all(c.slack(float(row[c.metric])) >= 0 for c in self.slo)
 
     def args(self, config: dict[str, Any]) -> EngineArgs:
         values = dict(config)
@@ -116,10 +148,21 @@ class ServiceV2:
 
 
 def load_suite_v2(path: Path = SUITE_V2) -> list[ServiceV2]:
+    """The services of ``path``. A service with ``like = "NAME"`` (bench/services_slo.toml)
+    takes every key of suite v2's service NAME that it does not set; if it measures the same
+    thing (no ``capacity`` objective), it shares NAME's cached true values and reference."""
     doc = tomllib.loads(path.read_text())
+    parents: dict[str, dict[str, Any]] = {}
+    if path != SUITE_V2:
+        base = tomllib.loads(SUITE_V2.read_text())
+        parents = {s["name"]: s for s in base["service"]}
+        doc = {**base, **doc}
     d = doc.get("defaults", {})
     out = []
-    for s in doc["service"]:
+    for own in doc["service"]:
+        s = {**parents[own["like"]], **own} if "like" in own else own
+        objectives = tuple(Objective(o) for o in s["objectives"])
+        shared = "like" in own and Objective.CAPACITY not in objectives
         out.append(
             ServiceV2(
                 name=s["name"],
@@ -128,7 +171,7 @@ def load_suite_v2(path: Path = SUITE_V2) -> list[ServiceV2]:
                 workload=s["workload"],
                 trace=str(ROOT / doc["workloads"][s["workload"]]),
                 rate=float(s["rate"]),
-                objectives=tuple(Objective(o) for o in s["objectives"]),
+                objectives=objectives,
                 space_spec=dict(doc["space"]),
                 gpus=int(s.get("gpus", 1)),
                 arrival=str(s.get("arrival", "poisson")),
@@ -139,6 +182,11 @@ def load_suite_v2(path: Path = SUITE_V2) -> list[ServiceV2]:
                 request_timeout_s=float(d.get("request_timeout_s", 60)),
                 max_failed_fraction=float(d.get("max_failed_fraction", 0.05)),
                 max_model_len=int(s.get("max_model_len", d.get("max_model_len", 8192))),
+                slo=tuple(OutcomeConstraint.parse(e) for e in s.get("slo", [])),
+                goodput=tuple((str(k), float(v)) for k, v in s.get("goodput", {}).items()),
+                capacity_target=float(s.get("capacity_target", 0.99)),
+                capacity_max_steps=int(s.get("capacity_max_steps", 5)),
+                cache_name=str(own["like"]) if shared else s["name"],
             )
         )
     return out
@@ -215,14 +263,47 @@ def evaluate(
             resolved.plan()
             return {"ok": True}
         reqs, offsets = workload(service, seed)
+        if service.capacity:
+            return _capacity(service, args, reqs, offsets)
         metrics, _ = replay(args, reqs, offsets, request_timeout_s=service.request_timeout_s)
     except EngineStartupError as exc:
         return {"ok": False, "failure": exc.kind}
+    return _judged(service, metrics)
+
+
+def _judged(service: ServiceV2, metrics: Any) -> dict[str, Any]:
     total = metrics.completed + metrics.failed
     if total and metrics.failed / total > service.max_failed_fraction:
         return {"ok": False, "failure": "slo_unmeasurable" if metrics.completed else "hang"}
     m = metrics.to_dict()
     return {"ok": True, **{k: m[k] for k in KEPT}}
+
+
+def _capacity(
+    service: ServiceV2, args: EngineArgs, reqs: list[TraceRequest], offsets: list[float]
+) -> dict[str, Any]:
+    """The ``capacity`` objective as a study measures it on one launch
+    (``scoot.jobs.evaluate.rate_search``): the same draw of requests and arrivals, compressed
+    or stretched to each rate the search probes, from the service's rate; the metrics are
+    those at the capacity (at the lowest rate tried when none met the target)."""
+    slos = dict(service.goodput)
+    runs: dict[float, Any] = {}
+
+    def at(rate: float) -> float:
+        scale = service.rate / rate
+        runs[rate] = replay(
+            args, reqs, [t * scale for t in offsets], request_timeout_s=service.request_timeout_s
+        )
+        return attainment(runs[rate][1], slos)
+
+    found = find_capacity(
+        at, service.rate, target=service.capacity_target, max_steps=service.capacity_max_steps
+    )
+    rate = found.rate if found.rate > 0 else min(runs)
+    out = _judged(service, runs[rate][0])  # at 99 % attainment, at most 1 % failed
+    if out["ok"]:
+        out.update(capacity=found.rate, rate_steps=len(found.steps))
+    return out
 
 
 def key(config: dict[str, Any] | Config) -> str:
@@ -236,7 +317,7 @@ class TrueValues:
 
     def __init__(self, service: ServiceV2, suffix: str = "") -> None:
         self.service = service
-        self.path = REFERENCE / f"{service.name}_true{suffix}.jsonl"
+        self.path = REFERENCE / f"{service.cache_name}_true{suffix}.jsonl"
         self.cache: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
@@ -263,10 +344,10 @@ def mean_result(runs: list[dict[str, Any]]) -> dict[str, Any]:
         kinds = [r["failure"] for r in bad]
         return {"ok": False, "failure": max(set(kinds), key=kinds.count), "runs": len(runs)}
     out: dict[str, Any] = {"ok": True, "runs": len(runs)}
-    for k in KEPT:
+    for k in (*KEPT, *(x for x in ("capacity", "rate_steps") if x in runs[0])):
         vals = [float(r[k]) for r in runs]
         out[k] = sum(vals) / len(vals)
-        if k in ("request_throughput", "p95_e2el_ms", "mean_ttft_ms", "mean_tpot_ms"):
+        if k in ("request_throughput", "p95_e2el_ms", "mean_ttft_ms", "mean_tpot_ms", "capacity"):
             out[k + "_cv"] = float(np.std(vals) / abs(np.mean(vals))) if np.mean(vals) else 0.0
     return out
 

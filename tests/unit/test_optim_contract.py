@@ -12,6 +12,7 @@ from scoot.domain import (
     FailureKind,
     Objective,
     Observation,
+    OutcomeConstraint,
     ParamKind,
     ParamSpec,
 )
@@ -28,6 +29,8 @@ from scoot.optim.sobo import ScootSOBO
 from scoot.optim.sobol import SobolSuggester
 from scoot.optim.space import SearchSpace
 from synthetic import PARAMS, SPACE, TWO, synthetic_metrics
+
+TPOT_SLO = "mean_tpot_ms <= 12"
 
 SUGGESTERS: dict[str, Callable[[SearchSpace], Suggester]] = {
     "sobol": SobolSuggester,
@@ -52,6 +55,19 @@ SUGGESTERS: dict[str, Callable[[SearchSpace], Suggester]] = {
     ),
     "botorch": lambda space: BoTorchSuggester(
         space, (Objective.P95_LATENCY,), n_init=3, raw_samples=16, num_restarts=1, mc_samples=8
+    ),
+    # Outcome constraints (issue 17) as each baseline handles them.
+    "tpe-slo": lambda space: TPESuggester(
+        space, (Objective.P95_LATENCY,), n_init=3, slo=(OutcomeConstraint.parse(TPOT_SLO),)
+    ),
+    "botorch-slo": lambda space: BoTorchSuggester(
+        space,
+        (Objective.P95_LATENCY,),
+        n_init=3,
+        raw_samples=16,
+        num_restarts=1,
+        mc_samples=8,
+        slo=(OutcomeConstraint.parse(TPOT_SLO),),
     ),
     "botorch-2": lambda space: BoTorchSuggester(
         space, TWO, n_init=3, raw_samples=16, num_restarts=1, mc_samples=8

@@ -15,6 +15,12 @@
 Every baseline returns only configs that satisfy the known constraints (they are not the
 baselines' weakness under test); each begins with the same Sobol design as SCOOT.
 
+Outcome constraints (``slo``, issue 17) reach each baseline the way it ships: the penalty
+baselines rank a config that ran but missed an SLO below every config that met them all
+(:func:`penalised`); Optuna gets each SLO's relative violation as one more of its trial
+constraints; BoTorch gets a GP per constrained metric as an outcome constraint of qLogNEI /
+qLogNEHVI. Random search ignores them (only the final pick reads them).
+
 All are stateless: the population or model is rebuilt from the history each round. For the
 elitist (mu + lambda) GA this is exact: survival keeps the best ``mu`` of parents and offspring,
 so the population after any generation is the best ``mu`` of everything evaluated. NSGA-II's
@@ -23,6 +29,7 @@ rank-and-crowding survival over the whole history is the same rule applied once.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from types import SimpleNamespace
@@ -31,9 +38,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from scoot.domain import Config, Objective, Observation, ParamKind, Suggestion
+from scoot.domain import Config, Objective, Observation, OutcomeConstraint, ParamKind, Suggestion
 from scoot.optim.mixed import from_unit, pymoo_vars, to_unit
 from scoot.optim.mobo import log_objectives
+from scoot.optim.outcomes import meets
 from scoot.optim.results import to_minimize
 from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
 from scoot.optim.space import SearchSpace
@@ -41,10 +49,17 @@ from scoot.optim.surrogate import EDGE, hebo_round, unit_space
 
 
 def penalised(
-    history: Sequence[Observation], objectives: Sequence[Objective]
+    history: Sequence[Observation],
+    objectives: Sequence[Objective],
+    slo: Sequence[OutcomeConstraint] = (),
 ) -> NDArray[np.float64] | None:
-    """Minimised objective rows (n, m); a failed config gets each objective's worst feasible
-    value plus the feasible range (clearly worse than anything that ran). None if nothing ran."""
+    """Minimised objective rows (n, m), penalties where a config failed or missed an SLO.
+
+    With ``margin`` the range of the values that ran (at least a tenth of the worst, at least
+    1): a config that ran but missed an outcome constraint gets its own value plus the margin
+    (below every config that ran, in its own order among the misses); a failed config gets
+    the worst of those plus the margin (clearly worse than anything that ran). None if
+    nothing ran."""
     rows = [
         to_minimize([o.objective(j) for j in objectives], objectives) if o.feasible else None
         for o in history
@@ -53,8 +68,14 @@ def penalised(
     if len(ok) == 0:
         return None
     margin = np.maximum(np.maximum(np.ptp(ok, axis=0), np.abs(ok.max(axis=0)) * 0.1), 1.0)
-    worst = ok.max(axis=0) + margin
-    return np.array([r if r is not None else worst for r in rows])
+    out = [
+        None
+        if r is None
+        else (np.asarray(r) + margin if slo and not meets(o, slo) else np.asarray(r))
+        for o, r in zip(history, rows, strict=True)
+    ]
+    worst = np.max([r for r in out if r is not None], axis=0) + margin
+    return np.array([r if r is not None else worst for r in out])
 
 
 class _Baseline:
@@ -63,10 +84,15 @@ class _Baseline:
     name = "baseline"
 
     def __init__(
-        self, space: SearchSpace, objectives: Sequence[Objective], n_init: int | None
+        self,
+        space: SearchSpace,
+        objectives: Sequence[Objective],
+        n_init: int | None,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
         self.space = space
         self.objectives = tuple(objectives)
+        self.slo = tuple(slo)
         self.n_init = initial_design_size(space) if n_init is None else n_init
         self.sobol = SobolSuggester(space)
 
@@ -96,7 +122,7 @@ class _PenaltyBaseline(_Baseline, ABC):
     ) -> list[Suggestion]:
         if n <= 0:
             return []
-        f = penalised(history, self.objectives)
+        f = penalised(history, self.objectives, self.slo)
         if len(history) < self.n_init or f is None:
             return self.sobol.suggest(history, n, rng)
         seen = {o.config for o in history}
@@ -123,8 +149,9 @@ class GASuggester(_PenaltyBaseline):
         *,
         pop_size: int = 10,
         n_init: int | None = None,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
-        super().__init__(space, objectives, n_init)
+        super().__init__(space, objectives, n_init, slo)
         self.pop_size = pop_size
         if len(self.objectives) > 1:
             self.name = "nsga2"
@@ -182,8 +209,9 @@ class VanillaBO(_PenaltyBaseline):
         *,
         n_init: int | None = None,
         evo_iters: int = 50,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
-        super().__init__(space, objectives, n_init)
+        super().__init__(space, objectives, n_init, slo)
         self.evo_iters = evo_iters
 
     def _candidates(
@@ -229,8 +257,9 @@ class _OptunaBaseline(_Baseline, ABC):
         objectives: Sequence[Objective],
         *,
         n_init: int | None = None,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
-        super().__init__(space, objectives, n_init)
+        super().__init__(space, objectives, n_init, slo)
 
     @abstractmethod
     def _sampler(self, seed: int) -> Any:
@@ -290,7 +319,7 @@ class _OptunaBaseline(_Baseline, ABC):
                     params=params,
                     distributions=dists,
                     values=values,
-                    constraints={VIOLATION: 0.0 if o.feasible else 1.0},
+                    constraints={VIOLATION: 0.0 if o.feasible else 1.0, **self._slo_violations(o)},
                 )
             )
         seen = {o.config for o in history}
@@ -306,12 +335,26 @@ class _OptunaBaseline(_Baseline, ABC):
                 continue
             if not self.space.allowed(c):
                 trial.set_constraint(VIOLATION, 1.0)
+                for name in self._slo_violations(None):
+                    trial.set_constraint(name, 1.0)
                 study.tell(trial, worst)
                 continue
             picked.append(c)
             if len(picked) == n:
                 break
         return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+
+    def _slo_violations(self, o: Observation | None) -> dict[str, float]:
+        """Each SLO's violation relative to its bound (<= 0 where met; 1 where the config
+        did not run, as Optuna's constraints need a value for every trial)."""
+        out = {}
+        for i, c in enumerate(self.slo):
+            value = getattr(o.metrics, c.metric, None) if o and o.metrics else None
+            if value is None:
+                out[f"slo{i}"] = 1.0
+            else:
+                out[f"slo{i}"] = -c.slack(float(value)) / max(abs(c.bound), 1e-9)
+        return out
 
 
 class TPESuggester(_OptunaBaseline):
@@ -341,8 +384,9 @@ class OptunaGPSuggester(_OptunaBaseline):
         n_init: int | None = None,
         preliminary_samples: int = 2048,
         local_searches: int = 10,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
-        super().__init__(space, objectives, n_init=n_init)
+        super().__init__(space, objectives, n_init=n_init, slo=slo)
         # Optuna's own acquisition-search budget (2,048 and 10 as shipped); contract tests
         # shrink it, as they do every model-based suggester's.
         self.preliminary_samples = preliminary_samples
@@ -380,8 +424,9 @@ class BoTorchSuggester(_Baseline):
         num_restarts: int = 4,
         raw_samples: int = 256,
         mc_samples: int = 64,
+        slo: Sequence[OutcomeConstraint] = (),
     ) -> None:
-        super().__init__(space, objectives, n_init)
+        super().__init__(space, objectives, n_init, slo)
         self.num_restarts = num_restarts
         self.raw_samples = raw_samples
         self.mc_samples = mc_samples
@@ -428,16 +473,26 @@ class BoTorchSuggester(_Baseline):
             SingleTaskGP(x_ok, y[:, [j]], outcome_transform=Standardize(m=1))
             for j in range(y.shape[1])
         ]
-        constraints = None
+        # BoTorch's constraint callables are feasible where <= 0; each reads its model's
+        # output column (after the objectives).
+        constraints: list[Any] = []
+        for c in self.slo:
+            raw = np.array([float(getattr(o.metrics, c.metric)) for o in ok])
+            logged = bool(np.all(raw > 0) and c.bound > 0)
+            col = torch.tensor((np.log(raw) if logged else raw)[:, None], dtype=dt)
+            models.append(SingleTaskGP(x_ok, col, outcome_transform=Standardize(m=1)))
+            bound = math.log(c.bound) if logged else c.bound
+            sign = 1.0 if c.op == "<=" else -1.0
+            at = len(models) - 1
+            constraints.append(lambda z, i=at, b=bound, s=sign: s * (z[..., i] - b))
         if failures:
             x_all = torch.tensor(
                 np.array([self.space.encode(o.config) for o in history]), dtype=dt
             )
             ran = torch.tensor([[1.0 if o.feasible else 0.0] for o in history], dtype=dt)
             models.append(SingleTaskGP(x_all, ran, outcome_transform=Standardize(m=1)))
-            m = y.shape[1]
-            # BoTorch's constraint callables are feasible where <= 0.
-            constraints = [lambda z, m=m: 0.5 - z[..., m]]
+            at = len(models) - 1
+            constraints.append(lambda z, i=at: 0.5 - z[..., i])
         model = ModelListGP(*models)
         fit_gpytorch_mll(SumMarginalLogLikelihood(model.likelihood, model))
         sampler = SobolQMCNormalSampler(sample_shape=torch.Size([self.mc_samples]), seed=seed)
@@ -450,7 +505,7 @@ class BoTorchSuggester(_Baseline):
                 X_baseline=x_ok,
                 sampler=sampler,
                 objective=GenericMCObjective(lambda z, X=None: z[..., 0]),
-                constraints=constraints,
+                constraints=constraints or None,
                 prune_baseline=True,
             )
         else:
@@ -461,7 +516,7 @@ class BoTorchSuggester(_Baseline):
                 X_baseline=x_ok,
                 sampler=sampler,
                 objective=GenericMCMultiOutputObjective(lambda z, X=None: z[..., :m_obj]),
-                constraints=constraints,
+                constraints=constraints or None,
                 prune_baseline=True,
             )
         bounds = torch.stack([torch.zeros(d, dtype=dt), torch.ones(d, dtype=dt)])
