@@ -834,8 +834,7 @@ def report(store: Store, study: StudyRow) -> None:
             cells += [_fmt_metric(getattr(m, o.metric)) for o in extra]
         else:
             cells += ["-"] * (4 + len(extra))
-        why = t.failure_kind or t.abandon_cause
-        state = t.state.value + (f" ({why.value})" if why else "")
+        state = t.state_label
         style = "bold green" if best is not None and t.id == best.id else None
         table.add_row(*cells, state + (" *best" if style else ""), style=style)
     out().print(table)

@@ -350,6 +350,10 @@ class Metrics:
     """$ per million output tokens (a study with ``[cost] gpu_hour_usd`` only)."""
     throughput_per_gpu: float | None = None
     """Output tokens per second per GPU the config uses."""
+    stopped_early: str | None = None
+    """Why the stress test was stopped before its end (issue 18), None if it ran to the end.
+    Its latency metrics are then *bounds*, "at least this bad" (a censored observation): the
+    value the rule proved, or what the requests finished so far measured."""
     failures: Mapping[str, int] = field(default_factory=dict)
     """Failed requests by error kind (``timeout``, ``HTTP 500``, ``connection refused``...)."""
     engine: Mapping[str, float] = field(default_factory=dict)
@@ -373,7 +377,9 @@ class Metrics:
         """Zeros but for ``values``: the metrics of a grid lookup or a test, where only the
         objectives matter."""
         base: dict[str, Any] = dict.fromkeys(Metrics.__dataclass_fields__, 0.0)
-        base.update(failures={}, engine={}, completed=0, failed=0, rate_steps=())
+        base.update(
+            failures={}, engine={}, completed=0, failed=0, rate_steps=(), stopped_early=None
+        )
         return Metrics.from_dict({**base, **values})
 
     @staticmethod
@@ -389,7 +395,7 @@ class Metrics:
 OUTCOME_METRICS = tuple(
     name
     for name in Metrics.__dataclass_fields__
-    if name not in ("failures", "engine", "rate_steps", "completed", "failed")
+    if name not in ("failures", "engine", "rate_steps", "completed", "failed", "stopped_early")
 )
 """The metrics an outcome constraint (``slo``) may bound."""
 

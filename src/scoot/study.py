@@ -110,6 +110,10 @@ class StressSpec:
     goodput: tuple[tuple[str, float], ...] = ()
     robustness_runs: int = 3
     """Re-tests of the winner with shuffled arrival orders after the budget (0: none)."""
+    early_stop: bool = False
+    """Stop a stress test once it cannot pass or, with this confidence, cannot beat the
+    incumbent (scoot.stress.early_stop); off until bench/gpu_time.py measures it better."""
+    early_stop_confidence: float = 0.95
 
 
 @dataclass(frozen=True, slots=True)
@@ -741,9 +745,14 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
             "max_lateness_ms",
             "goodput",
             "robustness_runs",
+            "early_stop",
+            "early_stop_confidence",
         }
     )
     runs = r.get("robustness_runs", int, _STRESS.robustness_runs)
+    confidence = r.get("early_stop_confidence", float, _STRESS.early_stop_confidence)
+    if not 0.5 <= confidence < 1.0:
+        raise r.fail("early_stop_confidence", f"must be within [0.5, 1), got {confidence}")
     if runs < 0:
         raise r.fail("robustness_runs", f"must be >= 0, got {runs}")
     frac = r.get("max_failed_fraction", float, _STRESS.max_failed_fraction)
@@ -760,6 +769,8 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
         ),
         goodput=_goodput(r),
         robustness_runs=runs,
+        early_stop=r.get("early_stop", bool, _STRESS.early_stop),
+        early_stop_confidence=confidence,
     )
 
 

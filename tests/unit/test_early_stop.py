@@ -66,3 +66,29 @@ def test_too_many_failures_stop_only_once_the_run_cannot_pass() -> None:
     )
     assert stop is not None and stop.rule == "failures"
     assert "40 of 600 requests failed" in stop.reason
+
+
+def test_the_clients_view_of_a_run_in_progress() -> None:
+    """Records as the live client holds them: unsent (no send time), in flight with and
+    without a first token, finished well or not."""
+    from scoot.stress.early_stop import progress_of
+    from scoot.stress.metrics import RequestRecord
+
+    start = 100.0
+    records = [
+        RequestRecord(sent=100.5, ttft=0.2, latency=1.0, success=True),
+        RequestRecord(sent=101.0, error="HTTP 500: nope"),
+        RequestRecord(sent=101.5, ttft=0.3),  # first token came, still streaming
+        RequestRecord(sent=102.0),  # waiting for its first token
+        RequestRecord(),  # not sent yet
+    ]
+    done = [True, True, False, False, False]
+    p = progress_of(records, done, start, now=2.5, rate=2.0)
+    assert p.planned == 5 and p.now == 2.5 and p.rate == 2.0
+    assert list(p.sent) == [0.5, 1.0, 1.5, 2.0]
+    assert [(f.sent, f.latency, f.success) for f in p.finished] == [
+        (0.5, 1.0, True),
+        (1.0, 0.0, False),
+    ]
+    assert list(p.in_flight) == [(1.5, True), (2.0, False)]
+    assert backlog_at(p, 2.5) == 2  # the two in flight

@@ -370,3 +370,17 @@ def test_outcome_constraints_and_new_objectives_parse_and_round_trip(
         StudyError, match=r"key 'slo\[0\]'.*at character 1; did you mean p95_ttft_ms"
     ):
         load_study(path)
+
+
+def test_early_stop_is_off_unless_asked_and_its_confidence_is_checked(
+    make_study: Callable[..., Path],
+) -> None:
+    path = make_study()
+    assert load_study(path).stress.early_stop is False
+    text = path.read_text()
+    path.write_text(text.replace("[stress]\n", "[stress]\nearly_stop = true\n"))
+    spec = load_study(path)
+    assert spec.stress.early_stop is True and spec.stress.early_stop_confidence == 0.95
+    path.write_text(text.replace("[stress]\n", "[stress]\nearly_stop_confidence = 1.5\n"))
+    with pytest.raises(StudyError, match=r"key 'stress\.early_stop_confidence': must be within"):
+        load_study(path)

@@ -36,6 +36,7 @@ from scoot.jobs.store import Store, TrialRow
 from scoot.stress.arrivals import order, schedule
 from scoot.stress.capacity import RateStep, find_capacity
 from scoot.stress.client import StressPlan, StressResult, run_stress_sync
+from scoot.stress.early_stop import StopRules, rules_for
 from scoot.stress.formats import read_trace
 from scoot.stress.metrics import attainment, compute
 from scoot.stress.traces import HASH_BLOCK, TraceError, TraceRequest, heaviest
@@ -173,6 +174,8 @@ def evaluate(
             )
             return TrialState.FAILED
 
+        rules = stop_rules(store, spec, trial)
+
         def stress(rate: float) -> StressResult:
             scale = spec.trace.rate / rate  # the same arrival pattern, faster or slower
             return run_stress_sync(
@@ -184,6 +187,8 @@ def evaluate(
                     request_timeout_s=spec.stress.request_timeout_s,
                     drain_timeout_s=spec.stress.drain_timeout_s,
                     endpoint=spec.trace.endpoint,
+                    stop_rules=rules,
+                    stop_seed=trial.number,
                 )
             )
 
@@ -191,7 +196,7 @@ def evaluate(
             result, steps, capacity = rate_search(store, spec, trial, stress)
         else:
             result, steps, capacity = stress(spec.trace.rate), (), None
-        metrics = compute(result.records, result.duration, dict(spec.stress.goodput))
+        metrics, aborted = measured(result, dict(spec.stress.goodput))
         metrics = derived(
             dataclasses.replace(metrics, engine=result.engine), spec, trial.config.as_dict()
         )
@@ -199,7 +204,7 @@ def evaluate(
             metrics = dataclasses.replace(metrics, capacity=capacity, rate_steps=steps)
         state, kind, message = judge(
             metrics,
-            result.aborted,
+            aborted,
             engine.alive(),
             spec.stress.max_failed_fraction,
             [r.error for r in result.records if r.error],
@@ -223,6 +228,48 @@ def evaluate(
                 f"GPU memory still in use 30 s after the engine stopped ({held}); the next "
                 f"launch on set {gpu_set} may fail for it",
             )
+
+
+def stop_rules(store: Store, spec: StudySpec, trial: TrialRow) -> StopRules | None:
+    """The early-stop rules of ``trial`` (``[stress] early_stop``), None where it runs to the
+    end: re-tests (they measure a winner), capacity searches (attainment is their measure) and
+    studies that did not ask. A one-objective p95-latency or TTFT study without SLOs compares
+    against its incumbent, the best value of a trial that ran to its end."""
+    if not spec.stress.early_stop or trial.retest is not None:
+        return None
+    if Objective.CAPACITY in spec.objectives:
+        return None
+    incumbent: dict[str, float] = {}
+    if len(spec.objectives) == 1 and not spec.slo:
+        objective = spec.objectives[0]
+        if objective in (Objective.P95_LATENCY, Objective.TTFT):
+            values = [
+                t.metrics.value(objective)
+                for t in store.trials(trial.study_id)
+                if t.counts
+                and t.state is TrialState.COMPLETED
+                and t.metrics is not None
+                and t.metrics.stopped_early is None
+            ]
+            if values:
+                incumbent[objective.metric] = min(values)
+    return rules_for(incumbent, spec.stress.max_failed_fraction, spec.stress.early_stop_confidence)
+
+
+def measured(result: StressResult, goodput: Mapping[str, float]) -> tuple[Metrics, str | None]:
+    """The run's metrics, and why it was aborted (None: it measured the config).
+
+    A run stopped early for being worse than the incumbent is a censored observation, not a
+    failure: its metrics are those of the requests finished so far, each bound the rule
+    proved replacing its metric ("at least this bad"), with ``stopped_early`` saying why. A
+    run stopped because it can no longer pass stays an aborted run (a failure)."""
+    stop = result.stopped
+    if stop is None or not stop.bounds:
+        return compute(result.records, result.duration, goodput), result.aborted
+    finished = [r for r, d in zip(result.records, result.done, strict=True) if d]
+    values = compute(finished, result.duration, goodput).to_dict()
+    values.update(stop.bounds, stopped_early=stop.reason)
+    return Metrics.from_dict(values), None
 
 
 def gpus_used(spec: StudySpec, config: Mapping[str, Value]) -> int:

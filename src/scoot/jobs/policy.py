@@ -143,13 +143,15 @@ def best_trial(
     """The winner: the best completed trial for one objective; for TTFT and TPOT, the Pareto
     point of largest hypervolume against the default config (the paper's Eq. 10). With
     outcome constraints (``slo``), only trials meeting every one compete: None when none did
-    (:func:`slo_missed` says so to the operator)."""
+    (:func:`slo_missed` says so to the operator). A test stopped early measured bounds, not
+    values: it never wins."""
     done = [
         t
         for t in trials
         if t.state is TrialState.COMPLETED
         and t.metrics is not None
         and t.retest is None
+        and t.stopped_early is None
         and all(c.holds(t.metrics) for c in slo)
     ]
     if not done:

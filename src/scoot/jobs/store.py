@@ -164,6 +164,21 @@ class TrialRow:
         return self.source == DEFAULT
 
     @property
+    def stopped_early(self) -> str | None:
+        """Why its stress test was stopped early (a censored observation), None otherwise."""
+        if self.state is TrialState.COMPLETED and self.metrics is not None:
+            return self.metrics.stopped_early
+        return None
+
+    @property
+    def state_label(self) -> str:
+        """The state as the CLI and TUI show it: ``failed (hang)``, ``stopped early``."""
+        if self.stopped_early is not None:
+            return "stopped early"
+        why = self.failure_kind or self.abandon_cause
+        return self.state.value + (f" ({why.value})" if why else "")
+
+    @property
     def counts(self) -> bool:
         """Whether it spends the budget: a completed or failed trial that is not a re-test."""
         return self.state in (TrialState.COMPLETED, TrialState.FAILED) and self.retest is None

@@ -4,7 +4,8 @@ One ``aiohttp.ClientSession`` with no connection cap and a large read buffer; ea
 task created at its absolute send offset; ``/v1/completions`` with token-id prompts of exactly
 the traced length, ``max_tokens`` = traced output, ``ignore_eos`` and usage in the stream. The
 garbage collector is frozen during the run (vLLM PR #12288). A run stops early, with a reason,
-when the engine stops answering (connection refused) or most recent requests fail.
+when the engine stops answering (connection refused) or most recent requests fail, and, with
+``stop_rules``, when the run can no longer pass or beat the incumbent (issue 18).
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import numpy as np
 
+from scoot.stress.early_stop import Stop, StopRules, check, progress_of
 from scoot.stress.metrics import RequestRecord
 from scoot.stress.traces import TraceRequest, prompt_tokens, text_prompt
 
@@ -47,6 +50,11 @@ class StressPlan:
     trust_env: bool = False
     """Honour HTTP(S)_PROXY and ~/.netrc as ``vllm bench serve`` does (aiohttp ``trust_env``);
     off by default, since the lookup costs ~0.8 ms per request before it is sent."""
+    stop_rules: StopRules | None = None
+    """Early stopping (issue 18): checked every ``stop_check_s`` on what the client knows so
+    far (scoot.stress.early_stop); None runs the test to its end."""
+    stop_check_s: float = 1.0
+    stop_seed: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +67,10 @@ class StressResult:
     engine: dict[str, float] = field(default_factory=dict)
     """What the engine's ``/metrics`` said about the run (:func:`engine_summary`); empty when
     the engine has no such endpoint."""
+    stopped: Stop | None = None
+    """The early-stop rule that ended the run (``aborted`` then says why), if one did."""
+    done: list[bool] = field(default_factory=list)
+    """Per request, whether it finished (a request cancelled by the stop did not)."""
 
 
 class _Abort(Exception):
@@ -76,6 +88,8 @@ async def run_stress(plan: StressPlan) -> StressResult:
     ]
     recent: deque[bool] = deque(maxlen=plan.abort_window)
     abort_reason: list[str] = []
+    done = [False] * n
+    stopped: list[Stop] = []
     stop = asyncio.Event()
     url = plan.base_url.rstrip("/") + ("/v1/chat/completions" if chat else "/v1/completions")
     timeout = aiohttp.ClientTimeout(total=None, sock_read=plan.request_timeout_s, sock_connect=10)
@@ -118,6 +132,7 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     rec.error = f"{type(exc).__name__}: {exc}"
                 except Exception as exc:  # whatever a broken server does, a reason is kept
                     rec.error = f"{type(exc).__name__}: {exc}"[:300]
+                done[i] = True
                 recent.append(rec.success)
                 if (
                     len(recent) == recent.maxlen
@@ -138,6 +153,11 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     samples.append(first)
                     sampler = asyncio.create_task(_sample_every(session, base, samples, 1.0))
             start = time.perf_counter()
+            watcher = None
+            if plan.stop_rules is not None and n:
+                watcher = asyncio.create_task(
+                    _watch(plan, records, done, start, stop, stopped, abort_reason)
+                )
             tasks: list[asyncio.Task[None]] = []
             for i in range(n):
                 delay = start + plan.offsets[i] - time.perf_counter()
@@ -164,6 +184,9 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     )
                     pending.discard(stopper)
                     stopper.cancel()
+                # A run stopped while sending never waited on its tasks: those already
+                # finished are not in flight, whatever ``pending`` still holds.
+                pending = {fut for fut in pending if not fut.done()}
                 for fut in pending:
                     fut.cancel()
                 for i, task in enumerate(tasks):
@@ -177,6 +200,10 @@ async def run_stress(plan: StressPlan) -> StressResult:
                         records[i].success = False
                 await asyncio.gather(*pending, return_exceptions=True)
             duration = time.perf_counter() - start
+            if watcher is not None:
+                watcher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
             if sampler is not None:
                 sampler.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -191,7 +218,36 @@ async def run_stress(plan: StressPlan) -> StressResult:
         duration,
         abort_reason[0] if abort_reason else None,
         engine_summary(samples),
+        stopped[0] if stopped else None,
+        done,
     )
+
+
+async def _watch(
+    plan: StressPlan,
+    records: list[RequestRecord],
+    done: list[bool],
+    start: float,
+    stop: asyncio.Event,
+    stopped: list[Stop],
+    abort_reason: list[str],
+) -> None:
+    """Check the early-stop rules every ``stop_check_s`` until the run ends or one fires."""
+    assert plan.stop_rules is not None
+    rng = np.random.default_rng(plan.stop_seed)
+    last = plan.offsets[-1] if plan.offsets else 0.0
+    rate = len(plan.offsets) / last if last > 0 else float(len(plan.offsets))
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=plan.stop_check_s)
+        if stop.is_set():
+            return
+        now = time.perf_counter() - start
+        found = check(progress_of(records, done, start, now, rate), plan.stop_rules, rng)
+        if found is not None and not abort_reason:
+            stopped.append(found)
+            abort_reason.append(f"stopped early: {found.reason}")
+            stop.set()
 
 
 def parse_prometheus(text: str) -> dict[str, float]:

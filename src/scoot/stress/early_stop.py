@@ -21,11 +21,14 @@ use as a censored observation.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
+
+from scoot.stress.metrics import RequestRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,3 +169,43 @@ def _bootstrap(
         full = np.concatenate([known, rng.choice(pool, size=unsent)]) if unsent else known
         stats[i] = np.percentile(full, percentile) if percentile is not None else full.mean()
     return float(np.quantile(stats, q))
+
+
+def progress_of(
+    records: Sequence[RequestRecord],
+    done: Sequence[bool],
+    start: float,
+    now: float,
+    rate: float,
+) -> Progress:
+    """What a client knows ``now`` seconds after ``start``: the requests sent (``sent`` set),
+    those whose task finished (``done``), the others in flight (with or without a first
+    token). The same view serves the live client and a replayed timeline."""
+    sent, finished, in_flight = [], [], []
+    for r, d in zip(records, done, strict=True):
+        if r.sent <= 0.0:
+            continue
+        t = r.sent - start
+        sent.append(t)
+        if d:
+            finished.append(Finished(t, r.ttft, r.latency if r.success else 0.0, r.success))
+        else:
+            in_flight.append((t, r.ttft > 0.0))
+    return Progress(now, len(records), rate, sent, finished, in_flight)
+
+
+def rules_for(
+    incumbent: dict[str, float], max_failed_fraction: float, confidence: float
+) -> StopRules:
+    """The rules a study runs: failures always; "worse than the incumbent" on the metrics of
+    ``incumbent`` (``p95_e2el_ms``, ``mean_ttft_ms``: the best value a one-objective latency
+    study has measured). The backlog rule stays off in studies: an incumbent under overload
+    backlogs too, and a backlog that makes a config worse than the incumbent is what the
+    bootstrap rule already proves."""
+    return StopRules(
+        incumbent_p95_ms=incumbent.get("p95_e2el_ms"),
+        incumbent_mean_ttft_ms=incumbent.get("mean_ttft_ms"),
+        max_failed_fraction=max_failed_fraction,
+        backlog_growth=math.inf,
+        confidence=confidence,
+    )

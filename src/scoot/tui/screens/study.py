@@ -110,6 +110,8 @@ class StudyScreen(Screen[None]):
             row = t.row
             mark = ("*" if t.best else "") + ("◆" if t.on_front and not t.best else "")
             state = row.state.value + (f": {row.failure_kind.value}" if row.failure_kind else "")
+            if row.stopped_early is not None:
+                state = row.state_label
             cells = [f"{row.number}{mark}", row.source[:18]]
             cells += [value_text(row.config.as_dict().get(p)) for p in view.params]
             cells += [*metric_cells(row), state]

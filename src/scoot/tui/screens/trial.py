@@ -31,9 +31,10 @@ class TrialScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         t = self.trial
-        state = t.state.value + (f" ({t.failure_kind.value})" if t.failure_kind else "")
         with VerticalScroll(id="trial-box"):
-            yield Static(f"trial #{t.number} — {t.source} — {state}", classes="title")
+            yield Static(f"trial #{t.number} — {t.source} — {t.state_label}", classes="title")
+            if t.stopped_early is not None:
+                yield Static(f"stopped early: {t.stopped_early} (its latencies are bounds)")
             config = "\n".join(f"  {k} = {value_text(v)}" for k, v in t.config.as_dict().items())
             yield Static(f"config (GPU set {t.gpu_set or '-'}):\n{config}")
             if t.failure_message:
