@@ -135,16 +135,21 @@ def run_logged(
     log: Path,
     done: dict[tuple[str, str, int, int], dict[str, Any]],
     workers: int,
+    key: Callable[[dict[str, Any]], tuple[str, str, int, int]] | None = None,
 ) -> None:
     """Run ``todo`` on ``workers`` processes, appending each finished run to ``log`` at once
-    (a crash or a kill loses only the runs in flight) and to ``done``."""
+    (a crash or a kill loses only the runs in flight) and to ``done`` under ``key(run)``
+    (method, service, seed, k by default)."""
     from concurrent.futures import ProcessPoolExecutor
+
+    def by_method(run: dict[str, Any]) -> tuple[str, str, int, int]:
+        return (run["method"], run["service"], run["seed"], run["k"])
 
     with ProcessPoolExecutor(max_workers=workers) as pool, log.open("a") as fh:
         for run in pool.map(run_one, todo, chunksize=1):
             fh.write(json.dumps(run) + "\n")
             fh.flush()
-            done[(run["method"], run["service"], run["seed"], run["k"])] = run
+            done[(key or by_method)(run)] = run
 
 
 def complete_runs(

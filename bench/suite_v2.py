@@ -37,7 +37,7 @@ from scoot.optim.space import SearchSpace
 from scoot.stress.arrivals import schedule
 from scoot.stress.capacity import find_capacity
 from scoot.stress.formats import read_trace
-from scoot.stress.metrics import attainment
+from scoot.stress.metrics import RequestRecord, attainment
 from scoot.stress.traces import TraceRequest, heaviest
 from scoot.virtual import replay
 
@@ -256,19 +256,27 @@ def evaluate(
     """One noisy evaluation: {"ok": True, metrics...} or {"ok": False, "failure": kind}.
 
     ``horizon_only`` checks only that the engine starts (no stress test)."""
+    return timeline(service, config, seed, horizon_only=horizon_only)[0]
+
+
+def timeline(
+    service: ServiceV2, config: dict[str, Any], seed: int, *, horizon_only: bool = False
+) -> tuple[dict[str, Any], list[RequestRecord]]:
+    """:func:`evaluate`, and the per-request records of its stress test (virtual seconds from
+    the first send; none where the engine did not start or for a capacity search)."""
     args = service.args(config)
     try:
         resolved = args.resolved()
         if horizon_only:
             resolved.plan()
-            return {"ok": True}
+            return {"ok": True}, []
         reqs, offsets = workload(service, seed)
         if service.capacity:
-            return _capacity(service, args, reqs, offsets)
-        metrics, _ = replay(args, reqs, offsets, request_timeout_s=service.request_timeout_s)
+            return _capacity(service, args, reqs, offsets), []
+        metrics, records = replay(args, reqs, offsets, request_timeout_s=service.request_timeout_s)
     except EngineStartupError as exc:
-        return {"ok": False, "failure": exc.kind}
-    return _judged(service, metrics)
+        return {"ok": False, "failure": exc.kind}, []
+    return _judged(service, metrics), records
 
 
 def _judged(service: ServiceV2, metrics: Any) -> dict[str, Any]:
