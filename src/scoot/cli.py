@@ -794,7 +794,14 @@ def report(store: Store, study: StudyRow) -> None:
     from rich.table import Table
 
     from scoot.engine.exporters import launch_command
-    from scoot.jobs.policy import baseline, best_trial, gain_interval, robust_slo, slo_missed
+    from scoot.jobs.policy import (
+        baseline,
+        best_trial,
+        front_trials,
+        gain_interval,
+        robust_slo,
+        slo_missed,
+    )
 
     study = store.study_by_id(study.id)  # its state now, not when it was opened
     spec = json.loads(study.spec_json)
@@ -879,6 +886,18 @@ def report(store: Store, study: StudyRow) -> None:
                 + "; ".join(g.text() for g in gains),
                 markup=False,
             )
+    if len(objectives) > 1 and default is not None and default.metrics is not None:
+        front = front_trials(trials, objectives, _slo(spec))
+        out().print(f"the front: {len(front)} deployable points against the default")
+        for t in front:
+            assert t.metrics is not None
+            changes = []
+            for o in objectives:
+                before, after = default.metrics.value(o), t.metrics.value(o)
+                change = (after - before) / before * 100 if before else 0.0
+                changes.append(f"{o.value} {after:.4g} ({change:+.1f}%)")
+            mark = " (the default)" if t.is_default else ""
+            out().print(f"  trial {t.number}{mark}: " + ", ".join(changes), markup=False)
     slo = robust_slo(trials, best, objectives)
     if slo is not None:
         runs, values = slo

@@ -216,3 +216,17 @@ def test_a_study_whose_slo_no_trial_meets_has_no_winner(
     exported = run("export", "slo", "--format", "json")
     assert exported.returncode != 0
     assert "no completed trial meets every SLO" in exported.stderr
+
+
+def test_a_two_objective_report_lists_the_fronts_points_against_the_default(
+    make_study: Callable[..., Path], scoot_home: Path
+) -> None:
+    path = make_study(name="tt", budget=3, objectives=("ttft", "tpot"))
+    out = run("tune", str(path))
+    assert out.returncode == 0, out.stderr
+    status = run("study", "status", "tt").stdout
+    head = next(line for line in status.splitlines() if line.startswith("the front: "))
+    n = int(head.split()[2])
+    points = [line for line in status.splitlines() if line.startswith("  trial ")]
+    assert 1 <= n == len(points) <= 3
+    assert all("ttft " in p and "tpot " in p and "%" in p for p in points)

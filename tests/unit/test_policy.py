@@ -167,3 +167,31 @@ def test_the_baseline_runs_again_when_its_only_run_was_abandoned() -> None:
     measured = [stopped, trial(1, TrialState.FAILED)]
     measured[1] = replace(measured[1], source="default")
     assert not plan(StudyState.RUNNING, FACTS, measured, None).first
+
+
+def test_the_front_lists_trade_offs_even_when_the_default_is_the_winner() -> None:
+    """For TTFT and TPOT nothing may dominate the default; the front still shows the points
+    an operator can deploy, each against the default (issue 18). A test stopped early and a
+    re-test are not points of it."""
+    from scoot.jobs.policy import best_trial, front_trials
+
+    def tt(number: int, ttft: float, tpot: float, **kw: object) -> TrialRow:
+        base = trial(number, TrialState.COMPLETED, **kw)  # type: ignore[arg-type]
+        return replace(base, metrics=Metrics.of(mean_ttft_ms=ttft, mean_tpot_ms=tpot))
+
+    two = (Objective.TTFT, Objective.TPOT)
+    stopped = replace(
+        tt(4, 50.0, 5.0),
+        metrics=Metrics.of(mean_ttft_ms=50.0, mean_tpot_ms=5.0, stopped_early="worse"),
+    )
+    trials = [
+        tt(0, 100.0, 10.0),  # the default
+        tt(1, 103.6, 6.5),  # TPOT -35 % for TTFT +3.6 %
+        tt(2, 120.0, 12.0),  # dominated by the default
+        tt(3, 90.0, 14.0),  # TTFT -10 % for TPOT +40 %
+        stopped,
+        tt(5, 10.0, 1.0, retest=1, of=1),
+    ]
+    front = front_trials(trials, two)
+    assert [t.number for t in front] == [3, 0, 1]
+    assert best_trial(trials, two) is not None

@@ -17,6 +17,8 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from scoot.domain import (
     AbandonCause,
     Config,
@@ -26,7 +28,7 @@ from scoot.domain import (
     TrialState,
 )
 from scoot.jobs.store import RETEST, TrialRow
-from scoot.optim.results import best_index
+from scoot.optim.results import best_index, pareto_mask, to_minimize
 
 MAX_INVALID_RUNS = 3
 """Consecutive invalid runs (client behind schedule) after which the study pauses itself."""
@@ -163,6 +165,38 @@ def best_trial(
     )
     idx = best_index(rows, objectives, reference)
     return done[idx] if idx is not None else None
+
+
+def front_trials(
+    trials: Sequence[TrialRow],
+    objectives: Sequence[Objective],
+    slo: Sequence[OutcomeConstraint] = (),
+) -> list[TrialRow]:
+    """The deployable points of a two-objective study: the non-dominated completed trials
+    (those meeting every SLO; not re-tests, not tests stopped early), by their first
+    objective. The operator picks among them: the winner by hypervolume may be the default
+    itself when nothing dominates it, while the front still holds trade-offs (issue 18)."""
+    done = [
+        t
+        for t in trials
+        if t.state is TrialState.COMPLETED
+        and t.metrics is not None
+        and t.retest is None
+        and t.stopped_early is None
+        and all(c.holds(t.metrics) for c in slo)
+    ]
+    if not done:
+        return []
+    rows = np.array(
+        [
+            to_minimize([t.metrics.value(o) for o in objectives], objectives)
+            for t in done
+            if t.metrics
+        ]
+    )
+    front = [t for t, keep in zip(done, pareto_mask(rows), strict=True) if keep]
+    first = objectives[0]
+    return sorted(front, key=lambda t: t.metrics.value(first) if t.metrics else 0.0)
 
 
 def slo_missed(trials: Sequence[TrialRow], slo: Sequence[OutcomeConstraint]) -> str | None:
