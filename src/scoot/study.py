@@ -140,6 +140,11 @@ class StudySpec:
     """``[capacity] target``: the SLO attainment the ``capacity`` objective's rate must reach."""
     capacity_max_steps: int = 5
     """``[capacity] max_steps``: rate probes per trial at most."""
+    variant: str = "default"
+    """``variant``: how a round of k > 1 suggestions is chosen. ``default``: MOBO's Kriging
+    believer along the front, SOBO's maximin-diverse picks from MACE's Pareto set, which
+    measured better on suite v2 (docs/benchmarks.md); ``paper``: the paper's top-k by EHVI
+    and random picks from the MACE Pareto set. One suggestion a round is the same in both."""
 
     @property
     def defaults(self) -> dict[str, Value] | None:
@@ -208,6 +213,7 @@ class StudySpec:
             gpu_hour_usd=d.get("gpu_hour_usd"),
             capacity_target=d.get("capacity_target", 0.99),
             capacity_max_steps=d.get("capacity_max_steps", 5),
+            variant=d.get("variant", "default"),
         )
 
 
@@ -216,12 +222,21 @@ LATER_TOP_KEYS: tuple[tuple[str, Any], ...] = (
     ("gpu_hour_usd", None),
     ("capacity_target", 0.99),
     ("capacity_max_steps", 5),
+    ("variant", "default"),
 )
 """Top-level StudySpec fields newer than stored studies, with their defaults."""
 
-LATER_KEYS = (("trace", "too_long", "send"), ("engine", "table", ""))
+LATER_KEYS = (
+    ("trace", "too_long", "send"),
+    ("engine", "table", ""),
+    ("stress", "early_stop", False),
+    ("stress", "early_stop_confidence", 0.95),
+)
 """(section, key, default) of study keys newer than stored studies."""
 TOO_LONG = ("send", "skip", "clip", "fail")
+
+VARIANTS = ("default", "paper")
+"""``variant``'s values (:attr:`StudySpec.variant`)."""
 
 _STRESS = StressSpec()
 _ENGINE = EngineSpec()
@@ -241,6 +256,7 @@ _TOP_KEYS = {
     "slo",
     "cost",
     "capacity",
+    "variant",
 }
 
 
@@ -406,6 +422,9 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
     if not 0.0 < target <= 1.0:
         raise cap.fail("target", f"an SLO attainment in (0, 1], got {target}")
     max_steps = cap.positive("max_steps", int, 5)
+    variant = top.get("variant", str, "default")
+    if variant not in VARIANTS:
+        raise top.fail("variant", f"{variant!r}: expected one of {', '.join(VARIANTS)}")
     _objective_needs(top, objectives, stress, gpu_hour_usd)
     spec = StudySpec(
         name=name,
@@ -424,6 +443,7 @@ def parse_study(data: Mapping[str, Any], path: str, base: Path | None = None) ->
         gpu_hour_usd=gpu_hour_usd,
         capacity_target=target,
         capacity_max_steps=max_steps,
+        variant=variant,
     )
     _constraints_evaluate(top, spec, len(from_catalog))
     _choices_meet_constraints(top, spec)

@@ -384,3 +384,28 @@ def test_early_stop_is_off_unless_asked_and_its_confidence_is_checked(
     path.write_text(text.replace("[stress]\n", "[stress]\nearly_stop_confidence = 1.5\n"))
     with pytest.raises(StudyError, match=r"key 'stress\.early_stop_confidence': must be within"):
         load_study(path)
+
+
+def test_variant_selects_the_batch_rule_and_older_studies_stay_the_same(
+    make_study: Callable[..., Path],
+) -> None:
+    import json
+
+    from scoot.jobs.suggest import default_suggester
+    from scoot.study import StudySpec
+
+    path = make_study(name="v", objectives=("ttft", "tpot"))
+    spec = load_study(path)
+    assert spec.variant == "default"
+    assert default_suggester(spec, spec.space()).batch == "believer"  # type: ignore[attr-defined]
+    # A study recorded before `variant` and `early_stop` existed is the same study.
+    stored = json.loads(spec.to_json())
+    assert "variant" not in stored and "early_stop" not in stored["stress"]
+    assert StudySpec.from_json(spec.to_json(), spec.source) == spec
+    text = path.read_text()
+    path.write_text(text.replace("seed = 1\n", 'seed = 1\nvariant = "paper"\n', 1))
+    paper = load_study(path)
+    assert default_suggester(paper, paper.space()).batch == "topk"  # type: ignore[attr-defined]
+    path.write_text(text.replace("seed = 1\n", 'seed = 1\nvariant = "fancy"\n', 1))
+    with pytest.raises(StudyError, match=r"key 'variant': 'fancy': expected one of default, pa"):
+        load_study(path)
