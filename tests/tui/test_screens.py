@@ -262,3 +262,17 @@ async def test_keys_typed_ahead_after_slash_never_pause_or_cancel(data_dir: Path
     store = Store(data_dir / "scoot.db")
     assert store.study_by_id(study_id).state is StudyState.RUNNING
     store.close()
+
+
+def test_a_capacity_trial_shows_every_step_of_its_rate_search() -> None:
+    from scoot.domain import Metrics
+    from scoot.tui.screens.trial import rate_steps_text
+
+    m = Metrics.of(capacity=12.0, rate_steps=((8.0, 1.0), (16.0, 0.62), (12.0, 0.995)))
+    lines = rate_steps_text(m).splitlines()
+    assert lines[0].startswith("capacity 12 req/s")
+    assert lines[1:] == [
+        "  8 req/s -> SLO attainment 100.0%",
+        "  16 req/s -> SLO attainment 62.0%",
+        "  12 req/s -> SLO attainment 99.5%",
+    ]

@@ -11,6 +11,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
+from scoot.domain import Metrics
 from scoot.jobs.store import TrialRow
 from scoot.jobs.views import StudySpec, percentiles, value_text
 from scoot.tui.context import context
@@ -47,6 +48,8 @@ class TrialScreen(ModalScreen[None]):
                     f"{m.completed} completed, {m.failed} failed in {m.duration_s:.1f} s; "
                     f"{m.request_throughput:.2f} req/s, {m.output_throughput:.0f} tok/s out"
                 )
+                if m.rate_steps:
+                    yield Static(rate_steps_text(m), id="rate-steps")
             yield Static(f"launch command:\n  {t.command or '-'}", id="command")
             yield Static(f"engine log ({t.log_path or '-'}), last lines:\n{self.log_tail()}")
         yield Footer()
@@ -71,3 +74,10 @@ class TrialScreen(ModalScreen[None]):
         from scoot.tui.screens.export import ExportScreen
 
         self.app.push_screen(ExportScreen(self.trial, self.spec, context(self).data_dir))
+
+
+def rate_steps_text(m: Metrics) -> str:
+    """A capacity trial's rate search, one line per step (issue 17: every step shown)."""
+    lines = [f"capacity {m.capacity or 0:.3g} req/s; rate search, in the order run:"]
+    lines += [f"  {rate:.3g} req/s -> SLO attainment {att:.1%}" for rate, att in m.rate_steps]
+    return "\n".join(lines)
