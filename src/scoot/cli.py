@@ -886,6 +886,11 @@ def report(store: Store, study: StudyRow) -> None:
                 + "; ".join(g.text() for g in gains),
                 markup=False,
             )
+        elif len(objectives) == 1 and any(t.retest_of == default.number for t in trials):
+            out().print(
+                "no configuration beat the default once re-tested: it stays the one to deploy",
+                markup=False,
+            )
     if len(objectives) > 1 and default is not None and default.metrics is not None:
         front = front_trials(trials, objectives, _slo(spec))
         out().print(f"the front: {len(front)} deployable points against the default")

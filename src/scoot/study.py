@@ -114,6 +114,9 @@ class StressSpec:
     """Stop a stress test once it cannot pass or, with this confidence, cannot beat the
     incumbent (scoot.stress.early_stop); off until bench/gpu_time.py measures it better."""
     early_stop_confidence: float = 0.95
+    retest_top: int = 1
+    """How many of the best configs get the robustness re-tests (the default's are extra);
+    with more than one, the winner is the re-tested config of best median +- MAD."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,7 @@ LATER_KEYS = (
     ("engine", "table", ""),
     ("stress", "early_stop", False),
     ("stress", "early_stop_confidence", 0.95),
+    ("stress", "retest_top", 1),
 )
 """(section, key, default) of study keys newer than stored studies."""
 TOO_LONG = ("send", "skip", "clip", "fail")
@@ -767,6 +771,7 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
             "robustness_runs",
             "early_stop",
             "early_stop_confidence",
+            "retest_top",
         }
     )
     runs = r.get("robustness_runs", int, _STRESS.robustness_runs)
@@ -791,6 +796,7 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
         robustness_runs=runs,
         early_stop=r.get("early_stop", bool, _STRESS.early_stop),
         early_stop_confidence=confidence,
+        retest_top=r.positive("retest_top", int, _STRESS.retest_top),
     )
 
 

@@ -79,6 +79,8 @@ class StudyFacts:
     robustness_runs: int
     objectives: tuple[Objective, ...]
     slo: tuple[OutcomeConstraint, ...] = ()
+    retest_top: int = 1
+    """How many of the best configs (one objective) get the re-tests, the default aside."""
 
 
 def counted(trials: Sequence[TrialRow]) -> int:
@@ -158,6 +160,10 @@ def best_trial(
     ]
     if not done:
         return None
+    if len(objectives) == 1:
+        robust = _robust_pick(trials, done, objectives[0])
+        if robust is not None:
+            return robust
     rows = [[t.metrics.value(o) for o in objectives] for t in done if t.metrics]
     default = next((t for t in done if t.is_default), None)
     reference = (
@@ -165,6 +171,53 @@ def best_trial(
     )
     idx = best_index(rows, objectives, reference)
     return done[idx] if idx is not None else None
+
+
+def _robust_pick(
+    trials: Sequence[TrialRow], done: Sequence[TrialRow], objective: Objective
+) -> TrialRow | None:
+    """Once every re-test has finished, the re-tested config (the default among them) with the
+    best pessimistic value over its runs: median + MAD for a latency, median - MAD for a rate
+    (a lower confidence bound, as vLLM's speculative-K tuner picks; issue 18). None while
+    re-tests are queued or running, or when fewer than two configs were re-tested."""
+    if any(t.retest is not None and not t.state.finished for t in trials):
+        return None
+    retested = {t.retest_of for t in trials if t.retest is not None}
+    candidates = [t for t in done if t.number in retested]
+    if len(candidates) < 2:
+        return None
+
+    def pessimistic(t: TrialRow) -> float:
+        runs = runs_of(trials, t, objective)
+        med = statistics.median(runs)
+        mad = statistics.median(abs(x - med) for x in runs) if math.isfinite(med) else 0.0
+        return -(med - mad) if objective.maximize else med + mad
+
+    return min(candidates, key=pessimistic)
+
+
+def top_configs(
+    trials: Sequence[TrialRow], objectives: Sequence[Objective], n: int
+) -> list[TrialRow]:
+    """The ``n`` best distinct configs by their single runs (one objective; the winner alone
+    for two), the candidates of the re-tests."""
+    done = [
+        t
+        for t in trials
+        if t.state is TrialState.COMPLETED
+        and t.metrics is not None
+        and t.retest is None
+        and t.stopped_early is None
+    ]
+    if len(objectives) != 1 or n <= 1:
+        return []
+    o = objectives[0]
+    done.sort(key=lambda t: to_minimize([t.metrics.value(o) if t.metrics else math.nan], [o])[0])
+    out: list[TrialRow] = []
+    for t in done:
+        if all(t.config != u.config for u in out):
+            out.append(t)
+    return out[:n]
 
 
 def front_trials(
@@ -213,16 +266,25 @@ def slo_missed(trials: Sequence[TrialRow], slo: Sequence[OutcomeConstraint]) -> 
 
 def missing_retests(trials: Sequence[TrialRow], facts: StudyFacts) -> tuple[Retest, ...]:
     """The robustness re-tests still missing: the winner's config under arrival orders
-    shuffled with seeds 1..R (paper §4.8; the worst case of all is its SLO), then the
-    default's under the same orders, so the gain over the default carries its spread
-    (:func:`gain_interval`; issue 18). They come after the budget."""
+    shuffled with seeds 1..R (paper §4.8; the worst case of all is its SLO), those of the
+    next best configs up to ``retest_top``, then the default's under the same orders, so the
+    gain over the default carries its spread (:func:`gain_interval`; issue 18). They come
+    after the budget. Once all have run, :func:`best_trial` picks among the re-tested configs
+    by a pessimistic bound, so a winner by one lucky run does not stay the winner."""
     winner = best_trial(trials, facts.objectives, facts.slo)
     runs = facts.robustness_runs
     if winner is None or runs <= 0:
         return ()
     out = list(_retests_of(trials, winner, runs))
+    seen = {winner.number}
+    for t in top_configs(trials, facts.objectives, facts.retest_top):
+        if facts.slo and not all(c.holds(t.metrics) for c in facts.slo if t.metrics):
+            continue
+        if t.number not in seen:
+            seen.add(t.number)
+            out += _retests_of(trials, t, runs)
     default = baseline(trials)
-    if default is not None and default.number != winner.number:
+    if default is not None and default.number not in seen:
         out += _retests_of(trials, default, runs)
     return tuple(out)
 

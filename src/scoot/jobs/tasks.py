@@ -81,7 +81,12 @@ def spec_of(store: Store, study_id: int) -> StudySpec:
 
 def facts_of(spec: StudySpec) -> policy.StudyFacts:
     return policy.StudyFacts(
-        spec.budget, len(spec.gpu_sets), spec.stress.robustness_runs, spec.objectives, spec.slo
+        spec.budget,
+        len(spec.gpu_sets),
+        spec.stress.robustness_runs,
+        spec.objectives,
+        spec.slo,
+        spec.stress.retest_top,
     )
 
 
