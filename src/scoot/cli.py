@@ -644,7 +644,7 @@ def cmd_study_list(ns: argparse.Namespace) -> int:
         objectives = [Objective(o) for o in spec["objectives"]]
         done = sum(t.counts for t in trials)
         failed = sum(t.state is TrialState.FAILED for t in trials)
-        best = best_trial(trials, objectives, _slo(spec))
+        best = best_trial(trials, objectives, _slo(spec), _robust(spec))
         table.add_row(
             escape(study.name),
             ",".join(o.value for o in objectives),
@@ -672,7 +672,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
     trials = store.trials(study.id)
     objectives = [Objective(o) for o in spec["objectives"]]
     if ns.trial is None:
-        trial = best_trial(trials, objectives, _slo(spec))
+        trial = best_trial(trials, objectives, _slo(spec), _robust(spec))
         if trial is None:
             missed = slo_missed(trials, _slo(spec))
             raise StoreError(
@@ -808,7 +808,7 @@ def report(store: Store, study: StudyRow) -> None:
     objectives = [Objective(o) for o in spec["objectives"]]
     params = list(spec["params"])
     trials = store.trials(study.id)
-    best = best_trial(trials, objectives, _slo(spec))
+    best = best_trial(trials, objectives, _slo(spec), _robust(spec))
     missed = slo_missed(trials, _slo(spec))
     table = Table(title=f"study {escape(study.name)}", title_justify="left")
     table.add_column("#", justify="right")
@@ -943,6 +943,11 @@ def who_runs(store: Store, study: StudyRow) -> str:
             "`scoot tune FILE --resume` here"
         )
     return ""  # completed, cancelled: the table and the summary below say it
+
+
+def _robust(spec: dict[str, Any]) -> bool:
+    """Whether the winner is picked among the re-tested configs (not ``variant = "paper"``)."""
+    return bool(spec.get("variant", "default") != "paper")
 
 
 EXTRA_COLUMNS = {

@@ -87,6 +87,7 @@ def facts_of(spec: StudySpec) -> policy.StudyFacts:
         spec.objectives,
         spec.slo,
         spec.stress.retest_top,
+        spec.variant != "paper",
     )
 
 

@@ -120,7 +120,7 @@ def state_text(study: StudyRow, best: TrialRow | None, now: float) -> str:
 def summarise(store: Store, study: StudyRow, now: float | None = None) -> StudySummary:
     spec = StudySpec.from_json(study.spec_json, study.source)
     trials = store.trials(study.id)
-    best = best_trial(trials, spec.objectives, spec.slo)
+    best = best_trial(trials, spec.objectives, spec.slo, spec.variant != "paper")
     best_text = "-"
     if best is None and slo_missed(trials, spec.slo):
         best_text = "none meets the SLO"
@@ -150,7 +150,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
     row = store.study_by_id(study_id)
     spec = StudySpec.from_json(row.spec_json, row.source)
     rows = store.trials(study_id)
-    best = best_trial(rows, spec.objectives, spec.slo)
+    best = best_trial(rows, spec.objectives, spec.slo, spec.variant != "paper")
     done = [t for t in rows if t.state is TrialState.COMPLETED and t.metrics and t.retest is None]
     front_ids: set[int] = set()
     points = [(t.number, [t.metrics.value(o) for o in spec.objectives]) for t in done if t.metrics]
