@@ -116,7 +116,7 @@ class StressSpec:
     early_stop_confidence: float = 0.95
     retest_top: int = 1
     """How many of the best configs get the robustness re-tests (the default's are extra);
-    with more than one, the winner is the re-tested config of best median +- MAD."""
+    with more than one, the winner is the re-tested config of best mean over its runs."""
 
 
 @dataclass(frozen=True, slots=True)
