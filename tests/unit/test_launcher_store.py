@@ -156,3 +156,35 @@ def test_a_store_of_an_older_scoot_opens_with_every_row(tmp_path: Path) -> None:
     assert (retest.retest, retest.retest_of) == (2, 0)  # read once from the old label
     assert not retest.counts
     store.close()
+
+
+def test_an_invalid_run_and_its_retry_are_one_step(tmp_path: Path) -> None:
+    """The retry of a run whose client fell behind is queued by the same transaction that
+    records it abandoned: no advance step can see the study between the two (a race that
+    once queued a config of its own beside the retry). An operator's stop queues nothing."""
+    from scoot.domain import AbandonCause
+
+    store = Store(tmp_path / "s.db")
+    study, _ = store.open_study("s", "{}")
+    first = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
+    store.finish(
+        first.id,
+        TrialState.ABANDONED,
+        message="invalid run",
+        cause=AbandonCause.INVALID_RUN,
+        retry="default",
+    )
+    rows = store.trials(study.id)
+    assert [(t.number, t.state, t.source) for t in rows] == [
+        (0, TrialState.ABANDONED, "default"),
+        (1, TrialState.QUEUED, "default"),
+    ]
+    retry = store.queued_retry(rows[0])
+    assert retry is not None and retry.config == first.config
+    second = store.add_trial(study.id, Config.of({"max_num_seqs": 16}), "scoot-sobo")
+    store.request_stop(second.id)
+    store.finish(
+        second.id, TrialState.ABANDONED, cause=AbandonCause.INVALID_RUN, retry="retry of #2"
+    )
+    assert len(store.trials(study.id)) == 3  # stopped by the operator: no retry
+    store.close()

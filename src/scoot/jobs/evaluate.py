@@ -32,7 +32,7 @@ from scoot.engine.launcher import (
     free_port,
     wait_gpu_memory_released,
 )
-from scoot.jobs.store import Store, TrialRow
+from scoot.jobs.store import BEHIND, Store, TrialRow, retry_source
 from scoot.stress.arrivals import order, schedule
 from scoot.stress.capacity import RateStep, find_capacity
 from scoot.stress.client import StressPlan, StressResult, run_stress_sync
@@ -213,7 +213,16 @@ def evaluate(
         if state is TrialState.FAILED and not engine.alive():
             message = f"{message}\nengine log tail:\n{engine.log_tail(8)}"
         cause = AbandonCause.INVALID_RUN if state is TrialState.ABANDONED else None
-        store.finish(trial.id, state, metrics=metrics, failure=kind, message=message, cause=cause)
+        retry = retry_source(trial, BEHIND) if cause and trial.retest is None else None
+        store.finish(
+            trial.id,
+            state,
+            metrics=metrics,
+            failure=kind,
+            message=message,
+            cause=cause,
+            retry=retry,
+        )
         return state
     finally:
         stop_beat.set()

@@ -89,6 +89,17 @@ the winner are the ``retest_seed`` and ``retest_of`` columns)."""
 DEFAULT = "default"
 """Source of the baseline trials: the engine's default config."""
 
+
+BEHIND = " (client behind)"
+"""What a retry's source adds when its first run was invalid (the client fell behind)."""
+
+
+def retry_source(t: TrialRow, why: str = "") -> str:
+    """The source of a run of ``t``'s config again: a retry of the baseline is the baseline
+    (the same label)."""
+    return DEFAULT if t.is_default else f"retry of #{t.number}{why}"
+
+
 ADDED_COLUMNS = {
     "trials": (
         ("stop_requested", "INTEGER NOT NULL DEFAULT 0"),
@@ -361,6 +372,18 @@ class Store:
         self.event(study_id, trial_id, EventKind.QUEUED, f"trial {number} queued ({source})")
         return self.trial(trial_id)
 
+    def queued_retry(self, t: TrialRow) -> TrialRow | None:
+        """The queued run of ``t``'s config that :meth:`finish` added after it, if any."""
+        for u in self.trials(t.study_id):
+            if (
+                u.number > t.number
+                and u.config == t.config
+                and u.state is TrialState.QUEUED
+                and u.retest is None
+            ):
+                return u
+        return None
+
     def trial(self, trial_id: int) -> TrialRow:
         row = self.conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
@@ -457,12 +480,17 @@ class Store:
         failure: FailureKind | None = None,
         message: str | None = None,
         cause: AbandonCause | None = None,
+        retry: str | None = None,
     ) -> None:
         """Record a trial's outcome; only a running or queued trial can finish (no duplicates).
         An abandoned trial names its ``cause``.
 
         A trial the operator stopped (``pause --now``, ``cancel``) is abandoned whatever its run
-        concluded: a killed engine says nothing about its config."""
+        concluded: a killed engine says nothing about its config.
+
+        ``retry``: the source of the same config queued again in the same transaction when the
+        trial ends abandoned for an invalid run, so that no advance step (another worker
+        thread's) sees the study between the two and queues a config of its own."""
         if state is TrialState.ABANDONED and cause is None:
             raise ValueError("an abandoned trial needs its cause")
         with self._tx() as c:
@@ -489,6 +517,20 @@ class Store:
             )
             if cur.rowcount != 1:
                 raise StoreError(f"trial {trial_id} is not running; its outcome was not recorded")
+            retried = retry is not None and cause is AbandonCause.INVALID_RUN
+            if retried and state is TrialState.ABANDONED:
+                study_id, config_json = c.execute(
+                    "SELECT study_id, config_json FROM trials WHERE id = ?", (trial_id,)
+                ).fetchone()
+                (number,) = c.execute(
+                    "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
+                    (study_id,),
+                ).fetchone()
+                c.execute(
+                    "INSERT INTO trials (study_id, number, config_json, source, state, "
+                    "created_at) VALUES (?,?,?,?,?,?)",
+                    (study_id, number, config_json, retry, TrialState.QUEUED.value, time.time()),
+                )
         t = self.trial(trial_id)
         text = f"trial {t.number} {state.value}"
         if failure:

@@ -31,7 +31,7 @@ from scoot.engine.launcher import ProcessRef
 from scoot.jobs import policy
 from scoot.jobs.evaluate import HEARTBEAT_S, Workload, build_workload, evaluate
 from scoot.jobs.locks import gpu_set_lock, study_mutex
-from scoot.jobs.store import DEFAULT, Store, StoreError, TrialRow
+from scoot.jobs.store import BEHIND, Store, StoreError, TrialRow, retry_source
 from scoot.optim.protocol import Suggester
 from scoot.study import StudySpec
 
@@ -136,7 +136,8 @@ def run_trial(
             if done.abandon_cause is AbandonCause.INVALID_RUN and done.retest is None:
                 # It measured the client, not the config: the config is owed a real run. It
                 # starts now unless this run is the one that pauses the study (then on resume).
-                retry = queue_retry(store, done, " (client behind)")
+                # evaluate() queued it with the outcome (Store.finish's ``retry``).
+                retry = store.queued_retry(done) or queue_retry(store, done, BEHIND)
                 now = store.study_by_id(study.id)
                 step = policy.plan(
                     now.state, facts_of(spec), store.trials(study.id), now.state_since
@@ -310,8 +311,7 @@ def abandon_mine(
 
 def queue_retry(store: Store, t: TrialRow, why: str = "") -> TrialRow:
     """The same config again; a retry of the baseline is the baseline (same label)."""
-    source = DEFAULT if t.is_default else f"retry of #{t.number}{why}"
-    return store.add_trial(t.study_id, t.config, source)
+    return store.add_trial(t.study_id, t.config, retry_source(t, why))
 
 
 def _process_gone(t: TrialRow, now: float, stale_s: float) -> bool:
