@@ -181,6 +181,8 @@ def test_an_invalid_run_and_its_retry_are_one_step(tmp_path: Path) -> None:
     ]
     retry = store.queued_retry(rows[0])
     assert retry is not None and retry.config == first.config
+    kinds = [(e["trial_id"], e["kind"]) for e in store.events(study.id)][-2:]
+    assert kinds == [(first.id, "abandoned"), (retry.id, "queued")]
     second = store.add_trial(study.id, Config.of({"max_num_seqs": 16}), "scoot-sobo")
     store.request_stop(second.id)
     store.finish(

@@ -526,16 +526,23 @@ class Store:
                     "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
                     (study_id,),
                 ).fetchone()
-                c.execute(
+                added = c.execute(
                     "INSERT INTO trials (study_id, number, config_json, source, state, "
                     "created_at) VALUES (?,?,?,?,?,?)",
                     (study_id, number, config_json, retry, TrialState.QUEUED.value, time.time()),
                 )
+                queued = (added.lastrowid, number)
+            else:
+                queued = None
         t = self.trial(trial_id)
         text = f"trial {t.number} {state.value}"
         if failure:
             text += f" ({failure.value})"
         self.event(t.study_id, trial_id, EventKind(state.value), text)
+        if queued is not None:
+            self.event(
+                t.study_id, queued[0], EventKind.QUEUED, f"trial {queued[1]} queued ({retry})"
+            )
 
     # -- events ------------------------------------------------------------------------------
     def event(self, study_id: int, trial_id: int | None, kind: EventKind, message: str) -> None:
