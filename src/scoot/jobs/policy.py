@@ -142,6 +142,20 @@ def invalid_streak(trials: Sequence[TrialRow], since: float | None) -> int:
     return streak
 
 
+def measured(trials: Sequence[TrialRow], slo: Sequence[OutcomeConstraint] = ()) -> list[TrialRow]:
+    """The trials whose metrics are values that can win: completed, not re-tests, not stopped
+    early (bounds, not values), meeting every SLO."""
+    return [
+        t
+        for t in trials
+        if t.state is TrialState.COMPLETED
+        and t.metrics is not None
+        and t.retest is None
+        and t.stopped_early is None
+        and all(c.holds(t.metrics) for c in slo)
+    ]
+
+
 def best_trial(
     trials: Sequence[TrialRow],
     objectives: Sequence[Objective],
@@ -153,15 +167,7 @@ def best_trial(
     outcome constraints (``slo``), only trials meeting every one compete: None when none did
     (:func:`slo_missed` says so to the operator). A test stopped early measured bounds, not
     values: it never wins."""
-    done = [
-        t
-        for t in trials
-        if t.state is TrialState.COMPLETED
-        and t.metrics is not None
-        and t.retest is None
-        and t.stopped_early is None
-        and all(c.holds(t.metrics) for c in slo)
-    ]
+    done = measured(trials, slo)
     if not done:
         return None
     if robust and len(objectives) == 1:
@@ -205,14 +211,7 @@ def top_configs(
 ) -> list[TrialRow]:
     """The ``n`` best distinct configs by their single runs (one objective; the winner alone
     for two), the candidates of the re-tests."""
-    done = [
-        t
-        for t in trials
-        if t.state is TrialState.COMPLETED
-        and t.metrics is not None
-        and t.retest is None
-        and t.stopped_early is None
-    ]
+    done = measured(trials)
     if len(objectives) != 1 or n <= 1:
         return []
     o = objectives[0]
@@ -233,15 +232,7 @@ def front_trials(
     (those meeting every SLO; not re-tests, not tests stopped early), by their first
     objective. The operator picks among them: the winner by hypervolume may be the default
     itself when nothing dominates it, while the front still holds trade-offs (issue 18)."""
-    done = [
-        t
-        for t in trials
-        if t.state is TrialState.COMPLETED
-        and t.metrics is not None
-        and t.retest is None
-        and t.stopped_early is None
-        and all(c.holds(t.metrics) for c in slo)
-    ]
+    done = measured(trials, slo)
     if not done:
         return []
     rows = np.array(
