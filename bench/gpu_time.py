@@ -72,15 +72,13 @@ def known_at(records: list[RequestRecord], t: float) -> tuple[list[RequestRecord
             out.append(RequestRecord())
             done.append(False)
             continue
-        end = r.sent + (r.latency if r.success else 0.0)
-        finished = r.success and end <= t
-        if not r.success:  # a timeout: it ends when the client gives up
-            finished = False
+        # A timeout never finishes here: it ends when the client gives up.
+        finished = r.success and r.sent + r.latency <= t
         ttft = r.ttft if r.sent + r.ttft <= t else 0.0
         out.append(
             RequestRecord(
                 sent=r.sent + 1.0,
-                ttft=ttft if finished or ttft > 0 else 0.0,
+                ttft=ttft,
                 latency=r.latency if finished else 0.0,
                 success=finished,
             )

@@ -248,3 +248,26 @@ def profiled_table(tmp_path: Path, **twin: Any) -> str:
     path = tmp_path / f"twin-{len(list(tmp_path.iterdir()))}.json"
     path.write_text(json.dumps(doc))
     return str(path)
+
+
+FAKE_ROUTES = """
+async def health(request):
+    return web.Response(text="")
+
+app = web.Application()
+app.router.add_post("/v1/completions", completions)
+app.router.add_get("/health", health)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+"""What every scripted fake server ends with: its routes, on the port it is given."""
+
+
+def answers(url: str) -> bool:
+    """Whether ``url`` answers an HTTP GET now."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except OSError:
+        return False

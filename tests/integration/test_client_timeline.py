@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 
 import pytest
 
-from helpers import wait_for
+from helpers import FAKE_ROUTES, answers, wait_for
 from scoot.domain import FailureKind, TrialState
 from scoot.engine.launcher import free_port
 from scoot.jobs.evaluate import judge
@@ -16,16 +15,7 @@ from scoot.stress.client import StressPlan, run_stress_sync
 from scoot.stress.metrics import compute
 from scoot.stress.traces import TraceRequest
 
-SERVE = """
-async def health(request):
-    return web.Response(text="")
-
-app = web.Application()
-app.router.add_post("/v1/completions", completions)
-app.router.add_get("/health", health)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
-"""
-"""What every fake server of this file ends with: its routes, on the port it is given."""
+SERVE = FAKE_ROUTES
 
 # First chunk carries choices with empty text at 60 ms, then two tokens 60 ms apart, then a
 # usage-only chunk (no choices) and [DONE]. A prompt of 1 token gets a 500 error.
@@ -52,14 +42,6 @@ async def completions(request):
 """
     + SERVE
 )
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def test_empty_first_chunk_usage_tokens_and_failures() -> None:

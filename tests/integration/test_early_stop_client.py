@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import urllib.request
 
-from helpers import wait_for
+from helpers import FAKE_ROUTES, answers, wait_for
 from scoot.engine.launcher import free_port
 from scoot.jobs.evaluate import measured
 from scoot.stress.client import StressPlan, StressResult, run_stress_sync
 from scoot.stress.early_stop import StopRules
 from scoot.stress.traces import TraceRequest
 
-SERVER = r"""
+SERVER = (
+    r"""
 import asyncio, json, sys
 from aiohttp import web
 
@@ -29,22 +29,9 @@ async def completions(request):
     await resp.write(b"data: [DONE]\n\n")
     return resp
 
-async def health(request):
-    return web.Response(text="")
-
-app = web.Application()
-app.router.add_post("/v1/completions", completions)
-app.router.add_get("/health", health)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
 """
-
-
-def answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1):
-            return True
-    except OSError:
-        return False
+    + FAKE_ROUTES
+)
 
 
 def _run(rules: StopRules) -> StressResult:
