@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from scoot.domain import Config, FailureKind, Metrics, StudyState, TrialState
+from scoot.domain import Config, FailureKind, Metrics, StudyState, TrialState, Value
 from scoot.engine.exporters import vllm_serve_command
 from scoot.engine.launcher import ProcessRef
 from scoot.jobs.store import Store
@@ -17,7 +17,7 @@ RECORDED = ProcessRef("a-host", 4321, "boot/1")
 SPEC = """
 name = "{name}"
 objectives = {objectives}
-budget = 8
+budget = 14
 seed = 0
 gpu_sets = ["0", "1"]
 
@@ -32,6 +32,9 @@ file = "{trace}"
 rate = 8.0
 duration_s = 60
 
+[stress]
+robustness_runs = 2
+
 [params.max_num_seqs]
 type = "int"
 low = 8
@@ -45,18 +48,81 @@ low = 512
 high = 16384
 log = true
 default = 2048
+
+[params.enable_chunked_prefill]
+type = "bool"
+default = true
+
+[params.enable_prefix_caching]
+type = "bool"
+default = true
+
+[params.gpu_memory_utilization]
+type = "float"
+low = 0.8
+high = 0.95
+default = 0.9
+
+[params.block_size]
+type = "enum"
+choices = [16, 32, 64]
+default = 16
+
+[params.long_prefill_token_threshold]
+type = "int"
+low = 0
+high = 4096
+default = 0
+
+[params.max_num_active_seqs]
+type = "int"
+low = 8
+high = 512
+log = true
+default = 256
+
+[params.scheduling_policy]
+type = "enum"
+choices = ["fcfs", "priority"]
+default = "fcfs"
+
+[params.enforce_eager]
+type = "bool"
+default = false
 """
 
-# (seqs, tokens, ttft, tpot, p95, req/s) or a failure kind
-ROWS: list[tuple[int, int, float, float, float, float] | tuple[int, int, str]] = [
-    (256, 2048, 180.0, 24.0, 5400.0, 7.9),
-    (16, 512, "kv_cache_too_small"),
-    (64, 8192, 95.0, 28.5, 4900.0, 7.95),
-    (128, 4096, 120.0, 23.1, 4700.0, 7.97),
-    (400, 16000, 70.0, 33.0, 6100.0, 7.8),
-    (32, 1024, "startup_oom"),
-    (200, 3000, 140.0, 22.4, 4650.0, 7.98),
+FLAGS = (
+    "max_num_seqs",
+    "max_num_batched_tokens",
+    "enable_chunked_prefill",
+    "enable_prefix_caching",
+    "gpu_memory_utilization",
+    "block_size",
+    "long_prefill_token_threshold",
+    "max_num_active_seqs",
+    "scheduling_policy",
+    "enforce_eager",
+)
+
+# The ten flags' values, then (ttft, tpot, p95, req/s) or a failure kind; the first row is
+# the default.
+Row = tuple[tuple[Value, ...], tuple[float, float, float, float] | str]
+ROWS: list[Row] = [
+    ((256, 2048, True, True, 0.9, 16, 0, 256, "fcfs", False), (180.0, 24.0, 5400.0, 7.9)),
+    ((16, 512, True, False, 0.8, 32, 0, 16, "fcfs", False), "kv_cache_too_small"),
+    ((64, 8192, True, True, 0.92, 16, 1024, 64, "fcfs", False), (95.0, 28.5, 4900.0, 7.95)),
+    ((128, 4096, True, True, 0.88, 32, 512, 96, "priority", False), (120.0, 23.1, 4700.0, 7.97)),
+    ((400, 16000, True, True, 0.95, 64, 4096, 400, "fcfs", True), (70.0, 33.0, 6100.0, 7.8)),
+    ((32, 1024, True, False, 0.81, 16, 0, 32, "fcfs", True), "startup_oom"),
+    ((200, 3000, True, True, 0.9, 16, 256, 160, "fcfs", False), (140.0, 22.4, 4650.0, 7.98)),
+    ((96, 6000, True, True, 0.93, 32, 2048, 96, "priority", False), (88.0, 26.0, 4550.0, 7.99)),
+    ((300, 9000, False, False, 0.85, 64, 0, 300, "fcfs", False), (230.0, 21.9, 5900.0, 7.85)),
+    ((180, 12000, True, True, 0.91, 16, 3000, 128, "fcfs", True), (76.0, 30.1, 5200.0, 7.9)),
+    ((48, 2500, True, True, 0.87, 32, 128, 48, "fcfs", False), (150.0, 25.5, 4800.0, 7.96)),
+    ((140, 5000, True, True, 0.94, 16, 800, 140, "priority", False), (99.0, 24.2, 4600.0, 7.98)),
 ]
+RETESTS = {7: [4610.0, 4680.0], 0: [5350.0, 5480.0]}
+"""p95 of the re-tests (two arrival orders) of the one-objective winner and of the default."""
 
 
 def metrics(ttft: float, tpot: float, p95: float, rps: float) -> Metrics:
@@ -71,7 +137,8 @@ def metrics(ttft: float, tpot: float, p95: float, rps: float) -> Metrics:
 
 
 def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
-    """Write a store with one study of seven finished trials and one queued; returns ``home``."""
+    """Write a store with one study of twelve finished trials over ten flags (two failed),
+    the re-tests of the winner and the default, and one queued; returns ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     trace = home / "trace.jsonl"
     trace.write_text('{"input_length": 100, "output_length": 10}\n')
@@ -83,20 +150,33 @@ def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
     spec = parse_study(tomllib.loads(text), str(home / "study.toml"), home)
     store = Store(home / "scoot.db")
     study, _ = store.open_study(spec.name, spec.to_json(), "study.toml")
-    for i, row in enumerate(ROWS):
-        config = Config.of({"max_num_seqs": row[0], "max_num_batched_tokens": row[1]})
-        t = store.add_trial(study.id, config, "default" if i == 0 else "scoot-sobo")
+
+    def run(config: Config, i: int, source: str, outcome: object, **retest: int | None) -> None:
+        t = store.add_trial(study.id, config, source, **retest)
         store.claim(t.id, str(i % 2), RECORDED)
         command = vllm_serve_command(spec.engine.model, list(spec.engine.args), config.as_dict())
         store.mark_running(t.id, str(i % 2), RECORDED, command, "")
-        if len(row) == 3:
-            store.finish(t.id, TrialState.FAILED, failure=FailureKind(row[2]), message=row[2])
-        else:
-            _, _, ttft, tpot, p95, rps = row
+        if isinstance(outcome, str):
+            store.finish(t.id, TrialState.FAILED, failure=FailureKind(outcome), message=outcome)
+        elif isinstance(outcome, tuple):
+            ttft, tpot, p95, rps = outcome
             store.finish(t.id, TrialState.COMPLETED, metrics=metrics(ttft, tpot, p95, rps))
-    store.add_trial(
-        study.id, Config.of({"max_num_seqs": 96, "max_num_batched_tokens": 6000}), "scoot-sobo"
-    )
+
+    configs = [Config.of(dict(zip(FLAGS, values, strict=True))) for values, _ in ROWS]
+    for i, (config, (_, outcome)) in enumerate(zip(configs, ROWS, strict=True)):
+        run(config, i, "default" if i == 0 else "scoot-sobo", outcome)
+    if not two_objectives:
+        for of, p95s in RETESTS.items():
+            measured = ROWS[of][1]
+            assert isinstance(measured, tuple)
+            ttft, tpot, _, rps = measured
+            for seed, p95 in enumerate(p95s, start=1):
+                source = f"robustness {seed} of {len(p95s)} (#{of})"
+                run(configs[of], seed, source, (ttft, tpot, p95, rps), retest=seed, retest_of=of)
+    queued: dict[str, Value] = dict(zip(FLAGS, ROWS[7][0], strict=True))
+    queued["max_num_seqs"] = 112
+    queued["max_num_active_seqs"] = 112
+    store.add_trial(study.id, Config.of(queued), "scoot-sobo")
     store.set_study_state(study.id, StudyState.PAUSED)
     store.close()
     return home

@@ -249,6 +249,13 @@ def _parser() -> argparse.ArgumentParser:
         "own command, Kubernetes container args, or JSON (default: the engine's launch line)",
     )
     e.set_defaults(func=cmd_export)
+
+    rp = sub.add_parser(
+        "report", help="write a study's report as one self-contained HTML page, to share"
+    )
+    rp.add_argument("name", help="study name")
+    rp.add_argument("-o", "--output", required=True, help="the folder to write index.html into")
+    rp.set_defaults(func=cmd_report)
     return p
 
 
@@ -663,6 +670,18 @@ def cmd_study_status(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(ns: argparse.Namespace) -> int:
+    from scoot.jobs.report import write_report
+
+    store, study = _open_study(ns)
+    try:
+        path = write_report(store, study, Path(ns.output))
+    finally:
+        store.close()
+    out().print(f"wrote {path}: open it in a browser", markup=False, highlight=False)
+    return 0
+
+
 def cmd_export(ns: argparse.Namespace) -> int:
     from scoot.engine.exporters import exports_for
     from scoot.jobs.policy import best_trial, slo_missed
@@ -793,15 +812,9 @@ def report(store: Store, study: StudyRow) -> None:
     """Print the study's trials and its best configuration as a ``vllm serve`` command."""
     from rich.table import Table
 
-    from scoot.engine.exporters import launch_command
-    from scoot.jobs.policy import (
-        baseline,
-        best_trial,
-        front_trials,
-        gain_interval,
-        robust_slo,
-        slo_missed,
-    )
+    from scoot.jobs.decision import decide
+    from scoot.jobs.policy import best_trial, slo_missed
+    from scoot.study import StudySpec
 
     study = store.study_by_id(study.id)  # its state now, not when it was opened
     spec = json.loads(study.spec_json)
@@ -871,54 +884,11 @@ def report(store: Store, study: StudyRow) -> None:
             f"capacity of the best: {best.metrics.capacity or 0:.3g} req/s (rate search: {steps})",
             markup=False,
         )
-    default = baseline(trials)
-    if default is not None and default.metrics is not None and best.metrics is not None:
-        parts = []
-        for o in objectives:
-            before, after = default.metrics.value(o), best.metrics.value(o)
-            change = (after - before) / before * 100 if before else 0.0
-            parts.append(f"{o.value} {before:.4g} -> {after:.4g} ({change:+.1f}%)")
-        out().print("best vs default: " + "; ".join(parts))
-        if best.number != default.number:
-            gains = [gain_interval(trials, best, default, o) for o in objectives]
-            out().print(
-                "gain over the default, across the re-tests: "
-                + "; ".join(g.text() for g in gains),
-                markup=False,
-            )
-        elif len(objectives) == 1 and any(t.retest_of == default.number for t in trials):
-            out().print(
-                "no configuration beat the default once re-tested: it stays the one to deploy",
-                markup=False,
-            )
-    if len(objectives) > 1 and default is not None and default.metrics is not None:
-        front = front_trials(trials, objectives, _slo(spec))
-        out().print(f"the front: {len(front)} deployable points against the default")
-        for t in front:
-            assert t.metrics is not None
-            changes = []
-            for o in objectives:
-                before, after = default.metrics.value(o), t.metrics.value(o)
-                change = (after - before) / before * 100 if before else 0.0
-                changes.append(f"{o.value} {after:.4g} ({change:+.1f}%)")
-            mark = " (the default)" if t.is_default else ""
-            out().print(f"  trial {t.number}{mark}: " + ", ".join(changes), markup=False)
-    slo = robust_slo(trials, best, objectives)
-    if slo is not None:
-        runs, values = slo
-        shown = "; ".join(f"{o.value} {v:.4g}" for o, v in zip(objectives, values, strict=True))
-        out().print(f"SLO of the best, worst case over {runs} arrival orders: {shown}")
-    engine = spec["engine"]
-    command = launch_command(
-        engine["kind"],
-        engine["command"],
-        engine["model"],
-        engine["args"],
-        best.config.as_dict(),
-        [(k, v) for k, v in engine["env"]],
-    )
+    decision = decide(trials, StudySpec.from_json(study.spec_json, study.source))
+    for line in decision.lines():
+        out().print(line, markup=False, highlight=False)
     out().print(f"best configuration (trial {best.number}), ready to run:")
-    print(command)
+    print(decision.command)
 
 
 def who_runs(store: Store, study: StudyRow) -> str:

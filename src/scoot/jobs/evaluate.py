@@ -173,7 +173,7 @@ def evaluate(
                 trial.id, TrialState.FAILED, failure=failure.kind, message=failure.message
             )
             return TrialState.FAILED
-
+        store.mark_ready(trial.id)
         rules = stop_rules(store, spec, trial)
 
         def stress(rate: float) -> StressResult:

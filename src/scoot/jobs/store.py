@@ -65,6 +65,7 @@ CREATE TABLE IF NOT EXISTS trials (
     runner_started TEXT,
     engine_started TEXT,
     abandon_cause TEXT,
+    ready_at REAL,
     UNIQUE (study_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_by_state ON trials (study_id, state);
@@ -75,6 +76,14 @@ CREATE TABLE IF NOT EXISTS events (
     ts REAL NOT NULL,
     kind TEXT NOT NULL,
     message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    gpu_sets TEXT NOT NULL,
+    started_at REAL NOT NULL,
+    seen_at REAL NOT NULL
 );
 """
 
@@ -110,10 +119,24 @@ ADDED_COLUMNS = {
         ("runner_started", "TEXT"),
         ("engine_started", "TEXT"),
         ("abandon_cause", "TEXT"),
+        ("ready_at", "REAL"),
     ),
     "studies": (("state_since", "REAL"), ("advanced_at", "REAL")),
 }
 """Columns later than the first stores: added on open, so an old store stays readable."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRow:
+    """A ``scoot worker`` as it last reported itself (its janitor, every few seconds)."""
+
+    id: str
+    host: str
+    pid: int
+    gpu_sets: tuple[str, ...]
+    """The GPU sets it serves; empty: every set a study names."""
+    started_at: float
+    seen_at: float
 
 
 class StoreError(RuntimeError):
@@ -167,6 +190,9 @@ class TrialRow:
     engine: ProcessRef = NO_PROCESS
     """The engine's process group (pid = pgid) and its start time, on ``runner``'s host."""
     abandon_cause: AbandonCause | None = None
+    ready_at: float | None = None
+    """When the engine first answered: the stress test's start (None before, or in a store
+    older than the column)."""
 
     @property
     def is_default(self) -> bool:
@@ -467,6 +493,12 @@ class Store:
                 ),
             )
 
+    def mark_ready(self, trial_id: int) -> None:
+        """The trial's engine answers: its stress test starts now (the TUI's progress bar
+        counts from here, not from the launch)."""
+        with self._tx() as c:
+            c.execute("UPDATE trials SET ready_at = ? WHERE id = ?", (time.time(), trial_id))
+
     def heartbeat(self, trial_id: int) -> None:
         with self._tx() as c:
             c.execute("UPDATE trials SET heartbeat_at = ? WHERE id = ?", (time.time(), trial_id))
@@ -545,6 +577,41 @@ class Store:
             )
 
     # -- events ------------------------------------------------------------------------------
+    # -- workers -----------------------------------------------------------------------------
+    def worker_seen(self, worker: ProcessRef, gpu_sets: tuple[str, ...]) -> None:
+        """Record that ``worker`` is alive now (the TUI's workers panel reads it)."""
+        now = time.time()
+        key = f"{worker.host}/{worker.pid}/{worker.started}"
+        with self._tx() as c:
+            c.execute(
+                "INSERT INTO workers (id, host, pid, gpu_sets, started_at, seen_at) "
+                "VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET seen_at = excluded.seen_at, "
+                "gpu_sets = excluded.gpu_sets",
+                (key, worker.host, worker.pid, json.dumps(list(gpu_sets)), now, now),
+            )
+
+    def worker_gone(self, worker: ProcessRef) -> None:
+        """A worker that stops cleanly removes its row."""
+        with self._tx() as c:
+            c.execute(
+                "DELETE FROM workers WHERE id = ?",
+                (f"{worker.host}/{worker.pid}/{worker.started}",),
+            )
+
+    def workers(self) -> list[WorkerRow]:
+        """Every worker that reported itself, the most recently seen first."""
+        return [
+            WorkerRow(
+                r["id"],
+                r["host"],
+                r["pid"],
+                tuple(json.loads(r["gpu_sets"])),
+                r["started_at"],
+                r["seen_at"],
+            )
+            for r in self.conn.execute("SELECT * FROM workers ORDER BY seen_at DESC")
+        ]
+
     def event(self, study_id: int, trial_id: int | None, kind: EventKind, message: str) -> None:
         with self._tx() as c:
             c.execute(
@@ -610,4 +677,5 @@ def _trial(row: sqlite3.Row) -> TrialRow:
         runner=ProcessRef(row["host"], row["runner_pid"], row["runner_started"]),
         engine=ProcessRef(row["host"], row["engine_pgid"], row["engine_started"]),
         abandon_cause=AbandonCause(row["abandon_cause"]) if row["abandon_cause"] else None,
+        ready_at=row["ready_at"],
     )

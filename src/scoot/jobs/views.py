@@ -19,13 +19,16 @@ import numpy as np
 
 from scoot.domain import Objective, StudyState, TrialState
 from scoot.engine.exporters import exports_for
+from scoot.jobs.decision import Decision, decide, hypervolume_over_trials
+from scoot.jobs.insight import Comparison, Effect, compare, importance
+from scoot.jobs.insight import effects as effects
 from scoot.jobs.policy import best_trial, robust_slo, slo_missed
 from scoot.jobs.store import Store, StudyRow, TrialRow
 from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
 from scoot.optim.results import pareto_mask, to_minimize
 from scoot.study import StudySpec
 
-__all__ = ["StudySpec"]  # the TUI's screens name it through this module
+__all__ = ["Comparison", "Decision", "Effect", "StudySpec", "compare"]  # the TUI names them through here
 
 METRIC_COLUMNS = (
     ("req/s", "request_throughput", "{:.2f}"),
@@ -74,6 +77,29 @@ class Running:
     progress: float
     other: str | None = None
     """When this study has nothing on the set: what another study runs there."""
+    starting: bool = False
+    """The engine is still starting: the stress test (and its progress) has not begun."""
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A worker as the GPU sets tab lists it."""
+
+    host: str
+    pid: int
+    gpu_sets: str
+    seen_s: float
+    """Seconds since it last reported itself."""
+
+    @property
+    def alive(self) -> bool:
+        return self.seen_s <= WORKER_SILENT_S
+
+    def text(self) -> str:
+        sets = self.gpu_sets or "any set"
+        if self.alive:
+            return f"worker {self.host}:{self.pid} serving {sets}, seen {self.seen_s:.0f} s ago"
+        return f"worker {self.host}:{self.pid} serving {sets}: silent for {self.seen_s:.0f} s"
 
 
 @dataclass(frozen=True)
@@ -92,6 +118,15 @@ class StudyView:
     default_point: list[float] | None = None
     points: list[tuple[int, list[float]]] = field(default_factory=list)
     events: list[str] = field(default_factory=list)
+    decision: Decision | None = None
+    hypervolume: list[tuple[int, float]] = field(default_factory=list)
+    importance: list[tuple[str, float]] = field(default_factory=list)
+    effects: dict[str, list[Effect]] = field(default_factory=dict)
+    failed_numbers: list[int] = field(default_factory=list)
+    workers: list[WorkerView] = field(default_factory=list)
+    queued: int = 0
+    eta_s: float | None = None
+    """Seconds until the budget is spent at the pace of the trials so far (None: unknown)."""
 
     @property
     def best(self) -> TrialView | None:
@@ -103,11 +138,17 @@ WORKER_SILENT_S = 15.0
 janitor advances each of its studies every few seconds)."""
 
 
-def state_text(study: StudyRow, best: TrialRow | None, now: float) -> str:
+def state_text(
+    study: StudyRow, best: TrialRow | None, now: float, trials: list[TrialRow] | None = None
+) -> str:
     """The study's state as an operator needs it: a completed study where nothing completed,
-    a study handed to workers that no worker serves, say so."""
+    a study whose every trial failed, a study handed to workers that no worker serves, say
+    so."""
     if study.state is StudyState.COMPLETED and best is None:
         return "completed: no config completed"
+    finished = [t for t in trials or [] if t.state in (TrialState.COMPLETED, TrialState.FAILED)]
+    if finished and all(t.state is TrialState.FAILED for t in finished):
+        return f"{study.state}: all {len(finished)} trials failed"
     if study.state is StudyState.RUNNING:
         if study.advanced_at is None:
             return "running: no worker yet"
@@ -133,7 +174,7 @@ def summarise(store: Store, study: StudyRow, now: float | None = None) -> StudyS
         objectives="+".join(o.value for o in spec.objectives),
         engine=f"{spec.engine.kind} {spec.engine.model}",
         gpu_sets=" ".join(spec.gpu_sets),
-        state=state_text(study, best, time.time() if now is None else now),
+        state=state_text(study, best, time.time() if now is None else now, trials),
         done=sum(t.counts for t in trials),
         budget=spec.budget,
         failed=sum(t.state is TrialState.FAILED for t in trials),
@@ -163,6 +204,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
     feasible = [t.state is TrialState.COMPLETED for t in observed]
     k = len(spec.gpu_sets)
     deltas = [delta_after(batches_of(feasible[:i], k)) for i in range(1, len(feasible) + 1)]
+    ranked = importance(rows, spec)
     failures = dict(Counter(t.failure_kind.value for t in rows if t.failure_kind))
     return StudyView(
         summary=summarise(store, row, now),
@@ -181,7 +223,43 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
         ),
         points=points,
         events=store.notable_events(study_id),
+        decision=decide(rows, spec),
+        hypervolume=hypervolume_over_trials(rows, spec.objectives),
+        importance=ranked,
+        effects={name: effects(rows, spec, name) for name in [p.name for p in spec.params]},
+        failed_numbers=[t.number for t in rows if t.state is TrialState.FAILED],
+        workers=[
+            WorkerView(w.host, w.pid, " ".join(w.gpu_sets), max(0.0, now - w.seen_at))
+            for w in store.workers()
+        ],
+        queued=sum(t.state is TrialState.QUEUED for t in rows),
+        eta_s=eta(rows, spec, row.state),
     )
+
+
+def eta(rows: list[TrialRow], spec: StudySpec, state: StudyState) -> float | None:
+    """Seconds left at the pace so far: the mean duration of the finished trials times the
+    trials the budget still has, over the GPU sets that run them in parallel."""
+    if state not in (StudyState.RUNNING, StudyState.ACTIVE):
+        return None
+    took = [
+        t.ended_at - t.started_at
+        for t in rows
+        if t.state.finished and t.ended_at is not None and t.started_at is not None
+    ]
+    left = spec.budget - sum(t.counts for t in rows)
+    if not took or left <= 0:
+        return None
+    return left * (sum(took) / len(took)) / max(1, len(spec.gpu_sets))
+
+
+def duration_text(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 def _pof_next(
@@ -211,7 +289,16 @@ def _running(
             out.append(Running(gpu_set, None, 0.0, 0.0, elsewhere.get(gpu_set)))
             continue
         elapsed = max(0.0, now - t.started_at)
-        out.append(Running(gpu_set, t.number, elapsed, min(1.0, elapsed / spec.trace.duration_s)))
+        stress = 0.0 if t.ready_at is None else max(0.0, now - t.ready_at)
+        out.append(
+            Running(
+                gpu_set,
+                t.number,
+                elapsed,
+                min(1.0, stress / spec.trace.duration_s),
+                starting=t.ready_at is None,
+            )
+        )
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any
 from scoot.domain import StudyState
 from scoot.jobs import tasks
 from scoot.jobs.evaluate import HEARTBEAT_S
+from scoot.engine.launcher import ProcessRef
 from scoot.jobs.store import Store
 
 RETRY_DELAY_S = 1.0
@@ -118,6 +119,7 @@ def janitor_round(site: tasks.Site, queue: tasks.Dispatch) -> None:
     and an advance (a no-op unless a GPU set is free: it rebuilds what a lost message held)."""
     store = Store(site.store_path)
     try:
+        store.worker_seen(ProcessRef.of(os.getpid()), site.gpu_sets or ())
         running = [s for s in store.studies() if s.state is StudyState.RUNNING]
         for study in running:
             if tasks.recover(store, study.id, queue):
@@ -149,3 +151,9 @@ def run_worker(
         consumer.run()
     finally:
         stop.set()
+        janitor_thread.join(timeout=10)
+        store = Store(_site.store_path)
+        try:
+            store.worker_gone(ProcessRef.of(os.getpid()))
+        finally:
+            store.close()

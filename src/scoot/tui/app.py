@@ -7,6 +7,7 @@ binding has an id and can be remapped in ``$SCOOT_HOME/keys.toml`` (``"study.pau
 
 from __future__ import annotations
 
+import difflib
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +27,12 @@ class ScootApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "SCOOT"
     SUB_TITLE = "LLM engine tuning"
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("q", "quit", "Quit", id="app.quit")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="quit the TUI (studies go on)"),
+        Binding(
+            "question_mark", "help", "Help", id="app.help", tooltip="list every key of this screen"
+        ),
+    ]
 
     def __init__(
         self,
@@ -56,21 +62,56 @@ class ScootApp(App[None]):
         self.push_screen(StudiesScreen())
 
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
-        """The palette lists every binding of the current screen, with its key."""
+        """The palette lists every binding of the current screen in words, with the key it
+        has now (a key remapped in ``keys.toml`` shows as remapped)."""
+        from scoot.tui.screens.help import key_rows
+
         yield from super().get_system_commands(screen)
-        for binding in screen.BINDINGS:
-            if not isinstance(binding, Binding) or not binding.description:
+        for row in key_rows(screen):
+            if row.ident in ("app.help",) or not row.name:
                 continue
-            action = binding.action
             yield SystemCommand(
-                f"{binding.description} ({binding.key})",
-                f"runs '{action}' on this screen",
-                lambda a=action, s=screen: self.call_later(s.run_action, a),
+                f"{row.name} ({row.keys})",
+                f"{row.what[:1].upper()}{row.what[1:]} (binding {row.ident})",
+                lambda a=row.action, s=screen: self.call_later(s.run_action, a),
             )
+
+    def action_help(self) -> None:
+        from scoot.tui.screens.help import HelpScreen, key_rows
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        where = type(self.screen).__name__.removesuffix("Screen").lower() + " screen"
+        self.push_screen(HelpScreen(key_rows(self.screen), where))
+
+
+def binding_ids() -> set[str]:
+    """Every binding id of the app and its screens: what ``keys.toml`` may remap."""
+    from scoot.tui.screens.compare import CompareScreen
+    from scoot.tui.screens.confirm import ConfirmScreen
+    from scoot.tui.screens.export import ExportScreen
+    from scoot.tui.screens.help import HelpScreen
+    from scoot.tui.screens.new_study import NewStudyScreen
+    from scoot.tui.screens.study import StudyScreen
+    from scoot.tui.screens.trial import TrialScreen
+
+    owners = (
+        ScootApp,
+        StudiesScreen,
+        StudyScreen,
+        TrialScreen,
+        ExportScreen,
+        NewStudyScreen,
+        ConfirmScreen,
+        CompareScreen,
+        HelpScreen,
+    )
+    return {b.id for o in owners for b in o.BINDINGS if isinstance(b, Binding) and b.id}
 
 
 def load_keymap(path: Path) -> dict[str, str]:
-    """``{binding id: keys}`` from a TOML file; a bad file is an error naming it."""
+    """``{binding id: keys}`` from a TOML file; a bad file, a value that is not a key string
+    or an id no binding has (a typo would silently remap nothing) is an error naming it."""
     try:
         data = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
@@ -78,6 +119,15 @@ def load_keymap(path: Path) -> dict[str, str]:
     bad = [k for k, v in data.items() if not isinstance(v, str)]
     if bad:
         raise ValueError(f'{path}: key {bad[0]!r}: expected a key string such as "ctrl+p"')
+    known = binding_ids()
+    unknown = [k for k in data if k not in known]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], sorted(known), n=3)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise ValueError(
+            f"{path}: key {unknown[0]!r}: no binding has this id{hint}; ids: "
+            + ", ".join(sorted(known))
+        )
     return {k: str(v) for k, v in data.items()}
 
 

@@ -16,9 +16,9 @@ class ConfirmScreen(ModalScreen[bool]):
     a filter box) stop at the question instead of cancelling a study."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("y", "answer(True)", "Yes", id="confirm.yes"),
-        Binding("n", "answer(False)", "No", id="confirm.no"),
-        Binding("escape", "answer(False)", "No", id="confirm.escape", show=False),
+        Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="yes, do it"),
+        Binding("n", "answer(False)", "No", id="confirm.no", tooltip="no, do nothing"),
+        Binding("escape", "answer(False)", "No", id="confirm.escape", show=False, tooltip="no"),
     ]
 
     def __init__(self, question: str) -> None:

@@ -21,8 +21,10 @@ class ExportScreen(ModalScreen[None]):
     """Every deployable form of one trial's config; ``w`` writes them to ``exports/``."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "dismiss", "Close", id="export.close"),
-        Binding("w", "write", "Write files", id="export.write"),
+        Binding("escape", "dismiss", "Close", id="export.close", tooltip="close"),
+        Binding(
+            "w", "write", "Write files", id="export.write", tooltip="write every form to exports/"
+        ),
     ]
 
     def __init__(self, trial: TrialRow, spec: StudySpec, data_dir: Path) -> None:

@@ -18,7 +18,9 @@ from scoot.tui.context import context
 
 
 class NewStudyScreen(ModalScreen[str | None]):
-    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "dismiss", "Close", id="new.close")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "dismiss", "Close", id="new.close", tooltip="close")
+    ]
 
     def compose(self) -> ComposeResult:
         with Vertical(id="new-box"):

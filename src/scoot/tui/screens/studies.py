@@ -22,11 +22,15 @@ class StudiesScreen(Screen[None]):
     """The first screen: one row per study, refreshed every second."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "open", "Open", id="studies.open"),
-        Binding("n", "new", "New study", id="studies.new"),
-        Binding("p", "pause", "Pause", id="studies.pause"),
-        Binding("r", "resume", "Resume", id="studies.resume"),
-        Binding("c", "cancel", "Cancel", id="studies.cancel"),
+        Binding("enter", "open", "Open", id="studies.open", tooltip="open the study"),
+        Binding(
+            "n", "new", "New study", id="studies.new", tooltip="hand a study file to the workers"
+        ),
+        Binding("p", "pause", "Pause", id="studies.pause", tooltip="pause: running trials finish"),
+        Binding("r", "resume", "Resume", id="studies.resume", tooltip="resume on the workers"),
+        Binding(
+            "c", "cancel", "Cancel", id="studies.cancel", tooltip="cancel; every result is kept"
+        ),
     ]
 
     def __init__(self) -> None:
