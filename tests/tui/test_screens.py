@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual import events
-from textual.screen import Screen
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.widgets import DataTable, Input, Static, TabbedContent, TextArea
 
 from helpers import until
-from scoot.domain import EventKind, StudyState
+from scoot.domain import EventKind, StudyState, TrialState
 from scoot.jobs.store import Store, TrialRow
 from scoot.jobs.worker import Queue
 from scoot.tui.app import ScootApp
@@ -327,3 +328,93 @@ def test_a_capacity_trial_shows_every_step_of_its_rate_search() -> None:
         "  16 req/s -> SLO attainment 62.0%",
         "  12 req/s -> SLO attainment 99.5%",
     ]
+
+
+async def test_why_tab_compare_and_plot_caption_on_a_ten_flag_study(tmp_path: Path) -> None:
+    from fake_store import fake_store
+    from scoot.tui.screens.compare import CompareScreen
+    from scoot.tui.widgets.panels import WhyPanel
+
+    home = fake_store(tmp_path / "home", two_objectives=False)
+    app = ScootApp(home, refresh_s=0.2)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_study(pilot, app)
+        decision = text_of(screen.query_one("#decision", Static))
+        assert decision.startswith("trial 7 beats the default: p95_latency +14.6%")
+        legend = text_of(screen.query_one("#flag-legend", Static))
+        assert "mnbt max_num_batched_tokens" in legend  # the abbreviations spelled out
+        await pilot.press("5")
+        await until(pilot, lambda: tab_of(screen) == "why", "the why tab")
+        why = text_of(screen.query_one(WhyPanel))
+        assert "what moves p95_latency (forest importance over 10 trials):" in why
+        assert "p95_latency by " in why
+        await pilot.press("2")
+        await until(pilot, lambda: tab_of(screen) == "plot", "the plot tab")
+        caption = text_of(screen.query_one("#plot-caption", Static))
+        assert "best so far (steps)" in caption and "failed, not drawn: #1 #5" in caption
+        # Compare: mark the default (first row), move to trial 7, press d.
+        await pilot.press("1")
+        await until(pilot, lambda: tab_of(screen) == "trials", "the trials tab")
+        table = screen.query_one("#trials-table", DataTable)
+        await pilot.press("d")
+        await until(pilot, lambda: "mark a trial with m first" in message(screen), "the hint")
+        await pilot.press("m")
+        await until(pilot, lambda: "trial #0 marked" in message(screen), "the mark")
+        for _ in range(7):
+            await pilot.press("down")
+        assert str(table.get_row_at(table.cursor_row)[0]).startswith("7")
+        await pilot.press("d")
+        await until(pilot, lambda: isinstance(app.screen, CompareScreen), "the comparison")
+        flags = app.screen.query_one("#compare-flags", DataTable)
+        rows = [tuple(map(str, flags.get_row_at(i))) for i in range(flags.row_count)]
+        assert ("max_num_seqs", "256", "96") in rows
+        metrics = app.screen.query_one("#compare-metrics", DataTable)
+        p95 = next(
+            metrics.get_row_at(i)
+            for i in range(metrics.row_count)
+            if metrics.get_row_at(i)[0] == "p95_e2el_ms"
+        )
+        assert list(map(str, p95)) == ["p95_e2el_ms", "5400", "4550", "-15.7%"]
+
+
+async def test_the_trial_screen_follows_a_running_trial(tmp_path: Path) -> None:
+    from fake_store import RECORDED, fake_store, metrics
+
+    home = fake_store(tmp_path / "home", two_objectives=False)
+    store = Store(home / "scoot.db")
+    study = store.studies()[0]
+    queued = next(t for t in store.trials(study.id) if t.state.value == "queued")
+    log = tmp_path / "engine.log"
+    log.write_text("INFO starting\n")
+    assert store.claim(queued.id, "0", RECORDED)
+    store.mark_running(queued.id, "0", RECORDED, "vllm serve x", str(log))
+    store.close()
+    app = ScootApp(home, refresh_s=0.2)
+    async with app.run_test(size=(100, 40)) as pilot:
+        screen = await open_study(pilot, app)
+        table = screen.query_one("#trials-table", DataTable)
+        row = next(
+            i for i in range(table.row_count) if str(table.get_row_at(i)[0]) == str(queued.number)
+        )
+        table.move_cursor(row=row)
+        table.focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, TrialScreen), "the trial screen")
+        trial = app.screen
+
+        def shown(widget: str) -> str:
+            return text_of(trial.query_one(widget, Static))
+
+        assert "running" in shown("#trial-title") and "INFO starting" in shown("#engine-log")
+        with log.open("a") as f:
+            f.write("INFO Application startup complete.\n")
+        await until(pilot, lambda: "startup complete" in shown("#engine-log"), "the log's end")
+        store = Store(home / "scoot.db")
+        engine = {"preemptions": 3.0, "kv_cache_usage_peak": 0.87}
+        done = dataclasses.replace(metrics(90.0, 25.0, 4400.0, 7.99), engine=engine)
+        store.finish(queued.id, TrialState.COMPLETED, metrics=done)
+        store.close()
+        await until(pilot, lambda: "completed" in shown("#trial-title"), "the finished state")
+        assert "engine: preemptions 3, peak KV-cache use 87.0%" in shown("#engine-metrics")
+        assert "client lateness p99" in shown("#trial-summary")
+        assert trial.query_one("#percentiles", DataTable).row_count == 4

@@ -16,7 +16,7 @@ from scoot.tui.screens.export import ExportScreen
 from scoot.tui.screens.trial import TrialScreen
 
 SIZES = [(80, 24), (160, 48)]
-TABS = {"1": "trials", "2": "plot", "3": "feasibility", "4": "gpus"}
+TABS = {"1": "trials", "2": "plot", "3": "feasibility", "4": "gpus", "5": "why"}
 
 
 def app_for(tmp_path: Path, two: bool = True) -> ScootApp:
@@ -47,7 +47,7 @@ def test_studies_screen(
     assert snap_compare(app_for(tmp_path), terminal_size=size, run_before=studies_shown)
 
 
-@pytest.mark.parametrize("tab", ["1", "2", "3", "4"])
+@pytest.mark.parametrize("tab", ["1", "2", "3", "4", "5"])
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
 def test_study_screen_tabs(
     snap_compare: Callable[..., Any], tmp_path: Path, size: tuple[int, int], tab: str
@@ -87,3 +87,17 @@ def test_trial_and_export_screens(
         await until(pilot, lambda: isinstance(pilot.app.screen, ExportScreen), "the export")
 
     assert snap_compare(app_for(tmp_path / "x"), terminal_size=size, run_before=export)
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(
+    snap_compare: Callable[..., Any], tmp_path: Path, size: tuple[int, int]
+) -> None:
+    async def help_shown(pilot: Any) -> None:
+        from scoot.tui.screens.help import HelpScreen
+
+        await study_shown(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), "the help")
+
+    assert snap_compare(app_for(tmp_path, two=False), terminal_size=size, run_before=help_shown)

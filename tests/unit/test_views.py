@@ -59,3 +59,66 @@ def test_the_tui_says_when_no_trial_meets_the_slo(tmp_path: Path) -> None:
     store.finish(t.id, TrialState.COMPLETED, metrics=Metrics.of(completed=5, mean_ttft_ms=90.0))
     assert summarise(store, store.study_by_id(other.id)).best == "none meets the SLO"
     store.close()
+
+
+def test_the_gpu_tab_lists_workers_and_warns_when_none_is_alive(tmp_path: Path) -> None:
+    import dataclasses
+
+    from scoot.jobs.views import WorkerView
+
+    home = fake_store(tmp_path / "home")
+    store = Store(home / "scoot.db")
+    study = store.studies()[0]
+    store.set_study_state(study.id, StudyState.RUNNING)
+    view = load_study(store, study.id)
+    assert view.workers == [] and view.queued == 1
+    store.worker_seen(RECORDED, ("0", "1"))
+    now = store.workers()[0].seen_at
+    view = load_study(store, study.id, now=now + 2)
+    (w,) = view.workers
+    assert w.alive and w.text() == "worker a-host:4321 serving 0 1, seen 2 s ago"
+    late = load_study(store, study.id, now=now + WORKER_SILENT_S + 5).workers[0]
+    assert not late.alive and "silent for" in late.text()
+    store.worker_gone(RECORDED)
+    assert store.workers() == []
+    store.close()
+    from scoot.tui.widgets.panels import GpuPanel
+
+    lines = GpuPanel().lines(dataclasses.replace(view, workers=[]))
+    assert "queued trials: 1" in lines
+    assert any(line.startswith("warning: no worker is alive") for line in lines)
+    alive = dataclasses.replace(view, workers=[WorkerView("h", 1, "0", 1.0)])
+    assert not any(line.startswith("warning") for line in GpuPanel().lines(alive))
+
+
+def test_progress_counts_from_the_engine_answering_and_eta_from_the_pace(tmp_path: Path) -> None:
+    home = fake_store(tmp_path / "home")
+    store = Store(home / "scoot.db")
+    study = store.studies()[0]
+    store.set_study_state(study.id, StudyState.RUNNING)
+    queued = next(t for t in store.trials(study.id) if t.state is TrialState.QUEUED)
+    assert store.claim(queued.id, "0", RECORDED)
+    store.mark_running(queued.id, "0", RECORDED, "cmd", "")
+    started = store.trial(queued.id).started_at
+    assert started is not None
+    r = {x.gpu_set: x for x in load_study(store, study.id, now=started + 40).running}["0"]
+    assert r.trial == queued.number and r.starting and r.progress == 0.0  # engine starting
+    store.mark_ready(queued.id)
+    ready = store.trial(queued.id).ready_at
+    assert ready is not None
+    r = {x.gpu_set: x for x in load_study(store, study.id, now=ready + 30).running}["0"]
+    assert not r.starting and abs(r.progress - 30 / 60) < 1e-6  # of 60 s of stress, not 70
+    view = load_study(store, study.id, now=ready + 30)
+    assert view.eta_s is not None and view.eta_s > 0  # 2 of 14 left, at the pace so far
+    store.close()
+
+
+def test_a_study_whose_every_trial_failed_says_so(tmp_path: Path) -> None:
+    store = Store(tmp_path / "s.db")
+    study, _ = store.open_study("a", "{}")
+    for n in (8, 16):
+        t = store.add_trial(study.id, Config.of({"max_num_seqs": n}), "sobol")
+        store.finish(t.id, TrialState.FAILED, failure=FailureKind.STARTUP_OOM)
+    row = store.study_by_id(study.id)
+    assert state_text(row, None, 0.0, store.trials(study.id)) == "active: all 2 trials failed"
+    store.close()
