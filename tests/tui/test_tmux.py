@@ -22,13 +22,17 @@ def capture(session: str) -> str:
     ).stdout
 
 
+ROW = r"^\s*\d+[*◆m]*\s+(?:-|\d+\.\d+)\s"
+"""A row of the trials table: a trial number (and its marks), then req/s or ``-``."""
+
+
 def trial_rows(screen: str) -> int:
-    """Rows of the trials table: a trial number, then a source."""
-    return len(re.findall(r"^\s*\d+[*◆]*\s+(default|sobol|scoot|retry)", screen, re.M))
+    """Rows of the trials table: a trial number, its metrics and state, then a source."""
+    return len(re.findall(ROW + r".*\b(default|sobol|scoot|retry)", screen, re.M))
 
 
 def running_rows(screen: str) -> int:
-    return len(re.findall(r"^\s*\d+[*◆]*\s+\S+.*\srunning\s*$", screen, re.M))
+    return len(re.findall(ROW + r".*\srunning\s", screen, re.M))
 
 
 def test_tui_in_tmux_watches_a_worker_and_pauses(
@@ -57,6 +61,12 @@ def test_tui_in_tmux_watches_a_worker_and_pauses(
         wait_for(lambda: trial_rows(capture(session)) >= 1, 30, "the trials table")
         first = trial_rows(capture(session))
         wait_for(lambda: trial_rows(capture(session)) > first + 1, 90, "the table to grow")
+        # The live path of the decision banner and of the workers panel.
+        wait_for(lambda: "deploy #" in capture(session), 30, "the winner's command on top")
+        subprocess.run([tmux, "send-keys", "-t", session, "4"], check=True)
+        wait_for(lambda: bool(re.search(r"worker \S+ serving", capture(session))), 30, "a worker")
+        assert "no worker is alive" not in capture(session)
+        subprocess.run([tmux, "send-keys", "-t", session, "1"], check=True)
         subprocess.run([tmux, "send-keys", "-t", session, "p"], check=True)
         wait_for(lambda: "[paused]" in capture(session), 15, "the paused state on screen")
         db = scoot_home / "scoot.db"

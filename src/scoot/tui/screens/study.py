@@ -9,7 +9,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Static, TabbedContent, TabPane
+from textual.widgets import (
+    DataTable,
+    Footer,
+    Header,
+    Input,
+    Sparkline,
+    Static,
+    TabbedContent,
+    TabPane,
+)
 
 from scoot.jobs.views import (
     METRIC_COLUMNS,
@@ -130,6 +139,7 @@ class StudyScreen(Screen[None]):
                 yield DataTable(id="trials-table", cursor_type="row", zebra_stripes=True)
             with TabPane("2 Plot", id="plot"):
                 yield ObjectivePlot(id="objective-plot")
+                yield Sparkline([], id="hv-spark")
                 yield Static("", id="plot-caption", markup=False)
             with TabPane("3 Feasibility", id="feasibility"):
                 yield FeasibilityPanel(id="feasibility-panel")
@@ -174,6 +184,9 @@ class StudyScreen(Screen[None]):
         self.fill_table(view)
         self.query_one(ObjectivePlot).view = view
         self.query_one("#plot-caption", Static).update(plot_caption(view))
+        spark = self.query_one("#hv-spark", Sparkline)
+        spark.data = [v for _, v in view.hypervolume]  # two objectives: its rise over trials
+        spark.display = len(view.hypervolume) > 1
         self.query_one(FeasibilityPanel).view = view
         self.query_one(GpuPanel).view = view
         self.query_one(WhyPanel).view = view

@@ -41,7 +41,7 @@ def plot_caption(view: StudyView) -> str:
         legend += f"\nfailed, not drawn: {shown}"
     if view.hypervolume:
         last = view.hypervolume[-1]
-        legend += f"\nhypervolume (log objectives) after #{last[0]}: {last[1]:.3g}"
+        legend += f"\nhypervolume (log objectives) after #{last[0]}: {last[1]:.3g} (bar above)"
     return legend
 
 
