@@ -11,10 +11,11 @@ common draws of bench/quality_v2.py, in three modes:
   second of the test on what a client would know then. A stopped test is a censored
   observation (its p95 the proved bound), the incumbent the best p95 of a test that ran to
   its end;
-- ``short_first``: ``early_stop`` plus a short test first: at half the test's send window the
-  test goes on only if the p95 of what is known so far (finished latencies, ages of those in
-  flight) is within the incumbent's; otherwise it stops there, censored at that value (a
-  heuristic, not a proof: the bench measures what it costs).
+- ``short_first``: ``early_stop`` plus a short test first, the rules of ``[stress]
+  short_first = 0.5``: at half the test's send window the test goes on only if the p95 of what
+  is known so far (finished latencies, ages of those in flight) is within the incumbent's;
+  otherwise it stops there, censored at that value (a heuristic, not a proof: the bench
+  measures what it costs).
 
 Every test's full replay is computed anyway, so the bench knows what a stopped test would have
 measured. Figures:
@@ -59,6 +60,8 @@ from scoot.stress.early_stop import check, progress_of, rules_for
 from scoot.stress.metrics import RequestRecord
 
 MODES = ("full", "early_stop", "short_first")
+SHORT_FIRST = 0.5
+"""Where the short test decides: half the send window (``[stress] short_first = 0.5``)."""
 QUICK = "h100-qwen3_32b-cls-p95"
 CONFIDENCE = 0.95
 
@@ -109,6 +112,7 @@ def stopped_at(
         {"p95_e2el_ms": incumbent} if incumbent is not None else {},
         max_failed_fraction,
         CONFIDENCE,
+        SHORT_FIRST if mode == "short_first" else 0.0,
     )
     end = max(r.sent + (r.latency if r.success else 0.0) for r in records)
     rate = len(records) / planned_end if planned_end > 0 else 1.0
@@ -119,13 +123,6 @@ def stopped_at(
         stop = check(p, rules, rng)
         if stop is not None:
             return t, stop.rule, stop.bounds.get("p95_e2el_ms")
-        if mode == "short_first" and incumbent is not None and t >= planned_end / 2:
-            known = [f.latency for f in p.finished if f.success] + [t - s for s, _ in p.in_flight]
-            if len(known) >= 20:
-                partial = float(np.percentile(np.array(known) * 1e3, 95))
-                if partial > incumbent:
-                    return t, "short", partial
-            mode = "early_stop"  # promoted: the test runs on under the rules alone
         t += 1.0
     return None
 

@@ -114,6 +114,10 @@ class StressSpec:
     """Stop a stress test once it cannot pass or, with this confidence, cannot beat the
     incumbent (scoot.stress.early_stop); off until bench/gpu_time.py measures it better."""
     early_stop_confidence: float = 0.95
+    short_first: float = 0.0
+    """With ``early_stop``: a short test first, deciding at this fraction of the send window
+    whether the config goes on to the full test (0: off; bench/gpu_time.py found it stops
+    nothing the bootstrap rule does not, so it stays off)."""
     retest_top: int = 1
     """How many of the best configs get the robustness re-tests (the default's are extra);
     with more than one, the winner is the re-tested config of best mean over its runs."""
@@ -234,6 +238,7 @@ LATER_KEYS = (
     ("engine", "table", ""),
     ("stress", "early_stop", False),
     ("stress", "early_stop_confidence", 0.95),
+    ("stress", "short_first", 0.0),
     ("stress", "retest_top", 1),
 )
 """(section, key, default) of study keys newer than stored studies."""
@@ -771,6 +776,7 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
             "robustness_runs",
             "early_stop",
             "early_stop_confidence",
+            "short_first",
             "retest_top",
         }
     )
@@ -780,6 +786,12 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
         raise r.fail("early_stop_confidence", f"must be within [0.5, 1), got {confidence}")
     if runs < 0:
         raise r.fail("robustness_runs", f"must be >= 0, got {runs}")
+    early = r.get("early_stop", bool, _STRESS.early_stop)
+    short = r.get("short_first", float, _STRESS.short_first)
+    if not 0.0 <= short < 1.0:
+        raise r.fail("short_first", f"must be within [0, 1), got {short}")
+    if short and not early:
+        raise r.fail("short_first", "needs early_stop = true (it is one of its rules)")
     frac = r.get("max_failed_fraction", float, _STRESS.max_failed_fraction)
     if not 0.0 <= frac <= 1.0:
         raise r.fail("max_failed_fraction", f"must be within [0, 1], got {frac}")
@@ -794,8 +806,9 @@ def _stress(r: _Reader, profile: Mapping[str, Any]) -> StressSpec:
         ),
         goodput=_goodput(r),
         robustness_runs=runs,
-        early_stop=r.get("early_stop", bool, _STRESS.early_stop),
+        early_stop=early,
         early_stop_confidence=confidence,
+        short_first=short,
         retest_top=r.positive("retest_top", int, _STRESS.retest_top),
     )
 

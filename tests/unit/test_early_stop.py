@@ -92,3 +92,21 @@ def test_the_clients_view_of_a_run_in_progress() -> None:
     ]
     assert list(p.in_flight) == [(1.5, True), (2.0, False)]
     assert backlog_at(p, 2.5) == 2  # the two in flight
+
+
+def test_a_short_test_decides_once_at_its_point() -> None:
+    """Half-way through (``short_first = 0.5`` of a 60 s test), a config whose p95 so far is
+    above the incumbent's stops, though the bootstrap cannot prove it worse yet; before that
+    point, after it (promoted) and without the option it runs on."""
+    rng = np.random.default_rng
+    short = StopRules(incumbent_p95_ms=600.0, short_first=0.5)
+    at = timeline(30.0, 0.45, rate_served=RATE)  # p95 so far just above 600 ms
+    assert check(at, StopRules(incumbent_p95_ms=600.0), rng(0)) is None  # not proved worse
+    stop = check(at, short, rng(0))
+    assert stop is not None and stop.rule == "short", stop
+    assert 600.0 < stop.bounds["p95_e2el_ms"] < 650.0
+    assert "worse than the incumbent at 50% of the test" in stop.reason
+    assert check(timeline(29.0, 0.45, rate_served=RATE), short, rng(0)) is None  # before
+    assert check(timeline(31.5, 0.45, rate_served=RATE), short, rng(0)) is None  # promoted
+    faster = StopRules(incumbent_p95_ms=700.0, short_first=0.5)
+    assert check(at, faster, rng(0)) is None  # within the incumbent: on to the full test

@@ -384,6 +384,16 @@ def test_early_stop_is_off_unless_asked_and_its_confidence_is_checked(
     path.write_text(text.replace("[stress]\n", "[stress]\nearly_stop_confidence = 1.5\n"))
     with pytest.raises(StudyError, match=r"key 'stress\.early_stop_confidence': must be within"):
         load_study(path)
+    # A short test first is one of early stopping's rules: off, and only with it.
+    assert load_study(make_study(name="plain")).stress.short_first == 0.0
+    path.write_text(text.replace("[stress]\n", "[stress]\nshort_first = 0.5\n"))
+    with pytest.raises(StudyError, match=r"key 'stress\.short_first': needs early_stop = true"):
+        load_study(path)
+    path.write_text(text.replace("[stress]\n", "[stress]\nearly_stop = true\nshort_first = 1\n"))
+    with pytest.raises(StudyError, match=r"key 'stress\.short_first': must be within \[0, 1\)"):
+        load_study(path)
+    path.write_text(text.replace("[stress]\n", "[stress]\nearly_stop = true\nshort_first = 0.5\n"))
+    assert load_study(path).stress.short_first == 0.5
 
 
 def test_variant_selects_the_batch_rule_and_older_studies_stay_the_same(

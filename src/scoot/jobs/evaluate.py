@@ -262,7 +262,12 @@ def stop_rules(store: Store, spec: StudySpec, trial: TrialRow) -> StopRules | No
             ]
             if values:
                 incumbent[objective.metric] = min(values)
-    return rules_for(incumbent, spec.stress.max_failed_fraction, spec.stress.early_stop_confidence)
+    return rules_for(
+        incumbent,
+        spec.stress.max_failed_fraction,
+        spec.stress.early_stop_confidence,
+        spec.stress.short_first,
+    )
 
 
 def measured(result: StressResult, goodput: Mapping[str, float]) -> tuple[Metrics, str | None]:

@@ -28,7 +28,13 @@ from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
 from scoot.optim.results import pareto_mask, to_minimize
 from scoot.study import StudySpec
 
-__all__ = ["Comparison", "Decision", "Effect", "StudySpec", "compare"]  # the TUI names them through here
+__all__ = [
+    "Comparison",
+    "Decision",
+    "Effect",
+    "StudySpec",
+    "compare",
+]  # the TUI names them through here
 
 METRIC_COLUMNS = (
     ("req/s", "request_throughput", "{:.2f}"),

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 from scoot.domain import StudyState
+from scoot.engine.launcher import ProcessRef
 from scoot.jobs import tasks
 from scoot.jobs.evaluate import HEARTBEAT_S
-from scoot.engine.launcher import ProcessRef
 from scoot.jobs.store import Store
 
 RETRY_DELAY_S = 1.0

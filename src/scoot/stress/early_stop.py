@@ -17,6 +17,12 @@ use as a censored observation.
   finished ones (a bootstrap). When the ``1 - confidence`` quantile of the bootstrapped final
   p95 (or mean TTFT) is above the incumbent's, the config has lost with that confidence, and
   that quantile is the bound.
+- **Short test first** (``short_first``, a fraction of the send window): a successive-halving
+  step inside one launch. At that point of the test (the first check after it) the config goes
+  on to the full test only if what is known so far (finished latencies, the ages of those in
+  flight) does not already put its p95 (or mean TTFT) above the incumbent's; otherwise it
+  stops there, that value its bound. A heuristic, not a proof: bench/gpu_time.py measures what
+  it costs.
 """
 
 from __future__ import annotations
@@ -68,6 +74,11 @@ class StopRules:
     backlog_growth: float = 0.25
     confidence: float = 0.95
     resamples: int = 200
+    short_first: float = 0.0
+    """The fraction of the send window at which a short test decides (0: no short test)."""
+    check_s: float = 1.0
+    """How often the client checks: the short test decides at the first check after its
+    point, once."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +92,7 @@ class Stop:
 
 def check(progress: Progress, rules: StopRules, rng: np.random.Generator) -> Stop | None:
     """The first rule that fires, or None."""
-    for rule in (_failures, _backlog, _worse):
+    for rule in (_failures, _backlog, _worse, _short):
         stop = rule(progress, rules, rng)
         if stop is not None:
             return stop
@@ -153,6 +164,36 @@ def _worse(p: Progress, r: StopRules, rng: np.random.Generator) -> Stop | None:
     return None
 
 
+def _short(p: Progress, r: StopRules, rng: np.random.Generator) -> Stop | None:
+    if r.short_first <= 0.0 or p.rate <= 0:
+        return None
+    at = r.short_first * p.planned / p.rate
+    if not at <= p.now < at + r.check_s:
+        return None  # before the point, or promoted already
+    bounds: dict[str, float] = {}
+    ok = [f for f in p.finished if f.success]
+    if r.incumbent_p95_ms is not None:
+        known = [f.latency for f in ok] + [p.now - s for s, _ in p.in_flight]
+        if len(known) >= r.min_requests:
+            partial = float(np.percentile(np.array(known) * 1e3, 95))
+            if partial > r.incumbent_p95_ms:
+                bounds["p95_e2el_ms"] = partial
+    if r.incumbent_mean_ttft_ms is not None:
+        known = [f.ttft for f in ok] + [p.now - s for s, first in p.in_flight if not first]
+        if len(known) >= r.min_requests:
+            partial = float(np.mean(known) * 1e3)
+            if partial > r.incumbent_mean_ttft_ms:
+                bounds["mean_ttft_ms"] = partial
+    if not bounds:
+        return None
+    shown = ", ".join(f"{k} {v:.0f} so far" for k, v in bounds.items())
+    return Stop(
+        "short",
+        f"short test: {shown}, worse than the incumbent at {r.short_first:.0%} of the test",
+        bounds,
+    )
+
+
 def _bootstrap(
     known: NDArray[np.float64],
     pool: NDArray[np.float64],
@@ -195,7 +236,10 @@ def progress_of(
 
 
 def rules_for(
-    incumbent: dict[str, float], max_failed_fraction: float, confidence: float
+    incumbent: dict[str, float],
+    max_failed_fraction: float,
+    confidence: float,
+    short_first: float = 0.0,
 ) -> StopRules:
     """The rules a study runs: failures always; "worse than the incumbent" on the metrics of
     ``incumbent`` (``p95_e2el_ms``, ``mean_ttft_ms``: the best value a one-objective latency
@@ -208,4 +252,5 @@ def rules_for(
         max_failed_fraction=max_failed_fraction,
         backlog_growth=math.inf,
         confidence=confidence,
+        short_first=short_first,
     )
