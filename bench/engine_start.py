@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         cold, warm_s = medians["compiled_cold"], medians["compiled_warm"]
         out["warm_saves_s"] = round(cold - warm_s, 1)
         out["warm_share_of_cold"] = round(warm_s / cold, 3)
-    return finish("engine_start", out)
+    return finish("engine_start" + ("_quick" if args.quick else ""), out)
 
 
 if __name__ == "__main__":

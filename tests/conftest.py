@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -53,3 +53,23 @@ def make_study(tmp_path: Path, tiny_trace: Path) -> Callable[..., Path]:
         return path
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> Iterator[str]:
+    """One private PostgreSQL server for the session (tests/pg_server.py)."""
+    from pg_server import postgres_server
+
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> str | Path:
+    """Where a store test's store lives: a SQLite file, then a fresh PostgreSQL database; a
+    test taking it runs against both back ends."""
+    if request.param == "sqlite":
+        return tmp_path / "store" / "scoot.db"
+    from pg_server import fresh_database
+
+    return fresh_database(request.getfixturevalue("pg_admin"))

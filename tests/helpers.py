@@ -133,11 +133,14 @@ async def until(pilot: Any, pred: Callable[[], bool], what: str, limit_s: float 
 
 
 @contextmanager
-def worker(tmp_path: Path, *args: str, name: str = "worker") -> Iterator[subprocess.Popen[bytes]]:
-    """A ``scoot worker`` process for the test's SCOOT_HOME, stopped (SIGINT) on exit."""
+def worker(
+    tmp_path: Path, *args: str, name: str = "worker", env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A ``scoot worker`` process for the test's SCOOT_HOME (or ``env``'s), stopped (SIGINT)
+    on exit."""
     log = (tmp_path / f"{name}.log").open("wb")
     argv = [sys.executable, "-m", "scoot", "worker", *args]
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
         yield proc
     finally:

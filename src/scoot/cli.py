@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from scoot.domain import Objective, OutcomeConstraint, StudyState, TrialState
+from scoot.jobs.backends import redacted
 from scoot.jobs.store import Store, StoreError, StudyRow
 from scoot.stress.formats import FORMATS
 from scoot.stress.traces import TraceError
@@ -66,6 +67,28 @@ def data_dir(explicit: str | None = None) -> Path:
     return Path(base) / "scoot"
 
 
+def store_url(ns: argparse.Namespace) -> str | None:
+    """``--store`` or ``$SCOOT_STORE``: a PostgreSQL URL (None: the SQLite file)."""
+    url = getattr(ns, "store", None) or os.environ.get("SCOOT_STORE") or None
+    if url is not None and not url.startswith(("postgresql://", "postgres://")):
+        raise StoreError(
+            f"--store {url!r}: expected postgresql://USER[:PASSWORD]@HOST[:PORT]/DB (leave it "
+            "out for the SQLite file in the data folder)"
+        )
+    return url
+
+
+def open_store(ns: argparse.Namespace, *, existing: bool = False) -> Store:
+    """The store the command line names; ``existing``: a SQLite file must be there already."""
+    root = data_dir(ns.data_dir)
+    url = store_url(ns)
+    if url is None and existing and not (root / "scoot.db").exists():
+        raise StoreError(
+            f"no store at {root / 'scoot.db'}; run `scoot demo` or `scoot tune` first"
+        )
+    return Store(url or root / "scoot.db", root)
+
+
 def demo_study_path() -> Path:
     """The packaged demo study (its trace sits beside it)."""
     return Path(str(resources.files("scoot") / "data" / "demo.toml"))
@@ -98,6 +121,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scoot", description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", help="store and logs folder (default: $SCOOT_HOME or XDG data)")
+    p.add_argument(
+        "--store",
+        help="a PostgreSQL store, postgresql://USER@HOST/DB (default: $SCOOT_STORE, else the "
+        "SQLite file scoot.db in the data folder)",
+    )
     sub = p.add_subparsers(dest="command")
 
     d = sub.add_parser("demo", help="tune the embedded engine on a sample trace (~8 evaluations)")
@@ -302,7 +330,7 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
     for warning in warnings_of(spec):
         print(f"scoot: warning: {warning}", file=sys.stderr)
     root = data_dir(ns.data_dir)
-    store = Store(root / "scoot.db")
+    store = open_store(ns)
     try:
         new = ns.new or (set_aside_changed and changed_since_recorded(store, spec))
         if new and (old := store.study(spec.name)) is not None:
@@ -321,7 +349,7 @@ def _tune(spec: StudySpec, ns: argparse.Namespace, *, set_aside_changed: bool = 
         out().print(
             f"study [bold]{spec.name}[/] {verb}: {spec.engine.kind} engine, model "
             f"{spec.engine.model}, objectives {', '.join(o.value for o in spec.objectives)}, "
-            f"budget {spec.budget}; store {store.path}"
+            f"budget {spec.budget}; store {store.where}"
         )
         with Progress(
             TextColumn("[progress.description]{task.description}"),
@@ -584,7 +612,7 @@ def cmd_tui(ns: argparse.Namespace) -> int:
     from scoot.tui.app import run_tui
 
     try:
-        run_tui(data_dir(ns.data_dir), queue_url=ns.queue)
+        run_tui(data_dir(ns.data_dir), queue_url=ns.queue, store=store_url(ns))
     except ValueError as exc:  # a keymap file that does not parse
         raise StoreError(str(exc)) from None
     return 0
@@ -594,12 +622,14 @@ def cmd_worker(ns: argparse.Namespace) -> int:
     from scoot.jobs.worker import QueueError, run_worker
 
     root = data_dir(ns.data_dir)
+    url = store_url(ns)
+    where = redacted(url) if url else root / "scoot.db"
     out().print(
-        f"scoot worker: store {root / 'scoot.db'}, queue {ns.queue or root / 'queue.db'}, "
+        f"scoot worker: store {where}, queue {ns.queue or root / 'queue.db'}, "
         f"GPU sets {' '.join(ns.gpu_sets) if ns.gpu_sets else 'of every study'}"
     )
     try:
-        run_worker(root, queue_url=ns.queue, gpu_sets=ns.gpu_sets, threads=ns.threads)
+        run_worker(root, queue_url=ns.queue, gpu_sets=ns.gpu_sets, threads=ns.threads, store=url)
     except QueueError as exc:
         raise StoreError(str(exc)) from None
     return 0
@@ -796,15 +826,12 @@ def _open_study(ns: argparse.Namespace) -> tuple[Store, StudyRow]:
     store = _open_existing(ns)
     study = store.study(ns.name)
     if study is None:
-        raise StoreError(f"no study named '{ns.name}' in {store.path}")
+        raise StoreError(f"no study named '{ns.name}' in {store.where}")
     return store, study
 
 
 def _open_existing(ns: argparse.Namespace) -> Store:
-    path = data_dir(ns.data_dir) / "scoot.db"
-    if not path.exists():
-        raise StoreError(f"no store at {path}; run `scoot demo` or `scoot tune` first")
-    return Store(path)
+    return open_store(ns, existing=True)
 
 
 # -- reporting -----------------------------------------------------------------------------------
@@ -902,7 +929,7 @@ def who_runs(store: Store, study: StudyRow) -> str:
         ago = time.time() - study.advanced_at
         return f"run by the workers (last advanced {ago:.0f} s ago)"
     if study.state is StudyState.ACTIVE:
-        lock = foreground_lock(store.path.parent, study.id)
+        lock = foreground_lock(store.data_dir, study.id)
         if not lock.acquire():
             return f"run in the foreground by `scoot tune` (process {lock.holder()})"
         lock.release()

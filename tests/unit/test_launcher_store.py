@@ -99,8 +99,8 @@ def _metrics(p95: float) -> Metrics:
     return Metrics.of(completed=10, p95_e2el_ms=p95, duration_s=1.0)
 
 
-def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_store_round_trip_and_reopen(store_at: str | Path) -> None:
+    store = Store(store_at)
     study, created = store.open_study("a", '{"x": 1}')
     assert created
     t0 = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
@@ -114,7 +114,7 @@ def test_store_round_trip_and_reopen(tmp_path: Path) -> None:
         store.finish(t0.id, TrialState.FAILED)  # an outcome is never recorded twice
     store.close()
 
-    again = Store(tmp_path / "s.db")
+    again = Store(store_at)
     study2, created2 = again.open_study("a", '{"x": 1}')
     assert (study2.id, created2) == (study.id, False)
     obs = again.observations(study.id)
@@ -158,13 +158,13 @@ def test_a_store_of_an_older_scoot_opens_with_every_row(tmp_path: Path) -> None:
     store.close()
 
 
-def test_an_invalid_run_and_its_retry_are_one_step(tmp_path: Path) -> None:
+def test_an_invalid_run_and_its_retry_are_one_step(store_at: str | Path) -> None:
     """The retry of a run whose client fell behind is queued by the same transaction that
     records it abandoned: no advance step can see the study between the two (a race that
     once queued a config of its own beside the retry). An operator's stop queues nothing."""
     from scoot.domain import AbandonCause
 
-    store = Store(tmp_path / "s.db")
+    store = Store(store_at)
     study, _ = store.open_study("s", "{}")
     first = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
     store.finish(

@@ -320,8 +320,10 @@ def group_alive(pgid: int) -> bool:
 
 def host_name() -> str:
     """This machine's name, recorded with every process a trial starts: only the host that
-    started a process may signal it (a pgid means nothing on another machine)."""
-    return socket.gethostname()
+    started a process may signal it (a pgid means nothing on another machine).
+    ``$SCOOT_HOST_ID`` overrides it: two containers that share a hostname, or tests that play
+    two hosts on one machine."""
+    return os.environ.get("SCOOT_HOST_ID") or socket.gethostname()
 
 
 def start_identity(pid: int) -> str | None:

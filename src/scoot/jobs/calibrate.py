@@ -32,7 +32,7 @@ def trial_to_calibrate(store: Store, name: str, number: int | None) -> tuple[Stu
     """
     study = store.study(name)
     if study is None:
-        raise StoreError(f"no study named '{name}' in {store.path}")
+        raise StoreError(f"no study named '{name}' in {store.where}")
     spec = StudySpec.from_json(study.spec_json, study.source)
     done = [t for t in store.trials(study.id) if t.state is TrialState.COMPLETED and t.metrics]
     if number is not None:

@@ -28,7 +28,7 @@ def start(store: Store, study_id: int, dispatch: Dispatch) -> list[int]:
     row = store.study_by_id(study_id)
     if row.state is StudyState.CANCELLED:
         raise StoreError(f"study '{row.name}' was cancelled; start it again with --new")
-    fg = foreground_lock(store.path.parent, study_id)
+    fg = foreground_lock(store.data_dir, study_id)
     if not fg.acquire():
         raise StoreError(
             f"study '{row.name}' is being run in the foreground by `scoot tune` (process "

@@ -162,7 +162,13 @@ def evaluate(
     stop_beat = threading.Event()
     beat = threading.Thread(
         target=_heartbeat,
-        args=(store.path, trial.id, stop_beat, lambda: engine.stop(spec.engine.stop_grace_s)),
+        args=(
+            store.reopen,
+            trial.id,
+            stop_beat,
+            lambda: engine.stop(spec.engine.stop_grace_s),
+            log_path,
+        ),
         daemon=True,
     )
     beat.start()
@@ -228,6 +234,7 @@ def evaluate(
         stop_beat.set()
         engine.stop(spec.engine.stop_grace_s)
         beat.join(timeout=5)
+        store.put_log(trial.id, log_end(log_path))
         held = wait_gpu_memory_released(devices_of(gpu_set))
         if held:
             store.event(
@@ -409,16 +416,42 @@ def judge(
 
 
 def _heartbeat(
-    path: Path, trial_id: int, stop: threading.Event, on_stop_request: Callable[[], None]
+    reopen: Callable[[], Store],
+    trial_id: int,
+    stop: threading.Event,
+    on_stop_request: Callable[[], None],
+    log_path: Path,
 ) -> None:
-    """Beat every HEARTBEAT_S (a worker that stops beating has died), and stop the engine when
-    the operator asks (``pause --now``, ``cancel``), wherever that command was typed."""
-    store = Store(path)
+    """Beat every HEARTBEAT_S (a worker that stops beating has died), copy the end of the
+    engine log into the store, and stop the engine when the operator asks (``pause --now``,
+    ``cancel``), wherever that command was typed. The log's last copy is taken once the
+    engine has stopped."""
+    store = reopen()  # this thread's own connection
     try:
         while not stop.wait(HEARTBEAT_S):
             store.heartbeat(trial_id)
+            store.put_log(trial_id, log_end(log_path))
             if store.trial(trial_id).stop_requested:
                 on_stop_request()
                 return
     finally:
         store.close()
+
+
+LOG_KEPT = 64 * 1024
+"""How much of the end of an engine log the store keeps."""
+
+
+def log_end(path: Path) -> str:
+    """The last ``LOG_KEPT`` bytes of a log, from a line start ('' if unreadable)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - LOG_KEPT))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    if size > LOG_KEPT and "\n" in text:
+        text = text.split("\n", 1)[1]
+    return text

@@ -167,7 +167,8 @@ class _Executor:
 
     def slot(self, gpu_set: str) -> None:
         """One GPU set's thread: it runs trials on its set only, and any advance."""
-        site = tasks.Site(self.data_dir, StudyState.ACTIVE, (gpu_set,))
+        url = None if isinstance(self.store.location, Path) else self.store.location
+        site = tasks.Site(self.data_dir, StudyState.ACTIVE, (gpu_set,), url)
         while not self.stop.is_set():
             kind, ident = self.inbox.get()
             busy = False
@@ -191,7 +192,7 @@ class _Executor:
                 self.stop.wait(BUSY_RETRY_S)
 
     def report(self, trial: TrialRow, phase: str) -> None:
-        store = Store(self.store.path)  # the calling slot thread's own connection
+        store = self.store.reopen()  # the calling slot thread's own connection
         try:
             done = policy.counted(store.trials(self.study_id))
         finally:

@@ -8,10 +8,8 @@ finished trial intact; nothing is ever recomputed from anything but these rows. 
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from scoot.domain import (
     TrialState,
 )
 from scoot.engine.launcher import NO_PROCESS, ProcessRef
+from scoot.jobs.backends import BackendError, connect, is_url, pg_decl, pg_schema
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS studies (
@@ -77,6 +76,11 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     message TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS logs (
+    trial_id INTEGER PRIMARY KEY,
+    text TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     host TEXT NOT NULL,
@@ -87,9 +91,6 @@ CREATE TABLE IF NOT EXISTS workers (
 );
 """
 
-
-BUSY_S = 30.0
-"""How long a connection waits for another writer before giving up."""
 
 RETEST = "robustness "
 """Source prefix of the winner's re-tests: ``robustness 2 of 3 (#14)`` (a label; the seed and
@@ -233,81 +234,77 @@ class TrialRow:
 
 
 class Store:
-    """A connection to one store file."""
+    """A connection to one store: a SQLite file (the default) or a PostgreSQL database
+    (``postgresql://...``, :mod:`scoot.jobs.backends`). ``data_dir`` holds what stays on the
+    machine (engine logs, ``flock`` files): beside a SQLite file by default."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(self.path, timeout=BUSY_S, isolation_level=None)
-        self.conn.row_factory = sqlite3.Row
+    def __init__(self, location: str | Path, data_dir: Path | None = None) -> None:
+        self.location: str | Path = location if is_url(location) else Path(location)
         try:
-            self._wal()
-            self.conn.execute("PRAGMA synchronous=NORMAL")
-            self.conn.executescript(SCHEMA)
+            self.db = connect(location)
+        except BackendError as exc:
+            raise StoreError(str(exc)) from None
+        self.where = self.db.where
+        if isinstance(self.location, Path):
+            self.data_dir = data_dir or self.location.parent
+        else:
+            self.data_dir = data_dir or Path.home() / ".local" / "share" / "scoot"
+        try:
+            self.db.script(SCHEMA if self.db.kind == "sqlite" else pg_schema(SCHEMA))
             self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self.conn.close()
-            raise StoreError(f"{self.path}: not a SCOOT store SQLite can read ({exc})") from None
+        except BackendError as exc:
+            self.db.close()
+            raise StoreError(str(exc)) from None
 
-    def _wal(self) -> None:
-        """WAL mode, once per file. Switching takes an exclusive lock that SQLite's busy
-        timeout does not wait for: two processes creating one store at once (two ``scoot
-        tune`` started together) retry until the other is done."""
-        end = time.monotonic() + BUSY_S
-        while True:
-            try:
-                mode = self.conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode != "wal":
-                    self.conn.execute("PRAGMA journal_mode=WAL")
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() > end:
-                    raise
-                time.sleep(0.05)
+    @property
+    def path(self) -> Path:
+        """The SQLite file (a PostgreSQL store has none: see ``where``)."""
+        if not isinstance(self.location, Path):
+            raise StoreError(f"{self.where} is a PostgreSQL store, not a file")
+        return self.location
+
+    def reopen(self) -> Store:
+        """Another connection to the same store (SQLite connections are per thread)."""
+        return Store(self.location, self.data_dir)
+
+    def study_mutex(self, study_id: int) -> AbstractContextManager[None]:
+        """A short exclusive section per study (deciding what to queue next), across
+        processes, threads and, on PostgreSQL, machines."""
+        return self.db.study_mutex(study_id, self.data_dir)
 
     def _migrate(self) -> None:
         """Bring a store written by an older SCOOT up to this schema, keeping every row (a
         store already current costs two reads, no write)."""
         missing = {
-            table: [(n, d) for n, d in added if n not in self._columns(table)]
+            table: [(n, d) for n, d in added if n not in self.db.columns(table)]
             for table, added in ADDED_COLUMNS.items()
         }
         if not any(missing.values()):
             return
-        with self._tx() as c:
-            for table, added in missing.items():
-                for name, decl in added:
-                    if name not in self._columns(table):  # another process may have added it
-                        c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
-            # Re-tests were once known only by their label, "robustness 2 of 3 (#14)".
-            old = c.execute(
-                "SELECT id, source FROM trials WHERE retest_seed IS NULL AND source LIKE ?",
-                (RETEST + "%",),
-            ).fetchall()
-            for row in old:
-                words = row["source"].removeprefix(RETEST).split()
-                of = words[-1].strip("(#)") if words else ""
-                if words and words[0].isdigit() and of.isdigit():
-                    c.execute(
-                        "UPDATE trials SET retest_seed = ?, retest_of = ? WHERE id = ?",
-                        (int(words[0]), int(of), row["id"]),
-                    )
-
-    def _columns(self, table: str) -> set[str]:
-        return {r["name"] for r in self.conn.execute(f"PRAGMA table_info({table})")}
+        for attempt in self.db.attempts():
+            with attempt as c:
+                for table, added in missing.items():
+                    for name, decl in added:
+                        if name not in c.columns(table):  # another process may have added it
+                            if c.kind != "sqlite":
+                                decl = pg_decl(decl)
+                            c.execute(f"ALTER TABLE {table} ADD COLUMN {name} {decl}")
+                # Re-tests were once known only by their label, "robustness 2 of 3 (#14)".
+                old = c.execute(
+                    "SELECT id, source FROM trials WHERE retest_seed IS NULL AND source LIKE ?",
+                    (RETEST + "%",),
+                ).fetchall()
+                for row in old:
+                    words = row["source"].removeprefix(RETEST).split()
+                    of = words[-1].strip("(#)") if words else ""
+                    if words and words[0].isdigit() and of.isdigit():
+                        c.execute(
+                            "UPDATE trials SET retest_seed = ?, retest_of = ? WHERE id = ?",
+                            (int(words[0]), int(of), row["id"]),
+                        )
 
     def close(self) -> None:
-        self.conn.close()
-
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        self.db.close()
 
     # -- studies -----------------------------------------------------------------------------
     def open_study(self, name: str, spec_json: str, source: str = "") -> tuple[StudyRow, bool]:
@@ -316,53 +313,61 @@ class Store:
         Raises:
             StoreError: if a study of that name exists with a different spec.
         """
-        with self._tx() as c:
-            row = c.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                c.execute(
-                    "INSERT INTO studies (name, spec_json, source, created_at) VALUES (?,?,?,?)",
-                    (name, spec_json, source, time.time()),
-                )
+        for attempt in self.db.attempts():
+            with attempt as c:
                 row = c.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
-                created = True
-            else:
-                created = False
-                if row["spec_json"] != spec_json:
-                    raise StoreError(
-                        f"study '{name}' already exists in {self.path} with a different "
-                        "definition; give the study another name, or use --new to start over"
+                if row is None:
+                    c.execute(
+                        "INSERT INTO studies (name, spec_json, source, created_at) "
+                        "VALUES (?,?,?,?)",
+                        (name, spec_json, source, time.time()),
                     )
+                    row = c.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+                    created = True
+                else:
+                    created = False
+                    if row["spec_json"] != spec_json:
+                        raise StoreError(
+                            f"study '{name}' already exists in {self.where} with a different "
+                            "definition; give the study another name, or use --new to start over"
+                        )
         return _study(row), created
 
     def study(self, name: str) -> StudyRow | None:
-        row = self.conn.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
+        row = self.db.execute("SELECT * FROM studies WHERE name = ?", (name,)).fetchone()
         return _study(row) if row else None
 
     def studies(self) -> list[StudyRow]:
-        rows = self.conn.execute("SELECT * FROM studies ORDER BY id").fetchall()
+        rows = self.db.execute("SELECT * FROM studies ORDER BY id").fetchall()
         return [_study(r) for r in rows]
 
     def rename_study(self, study_id: int, new_name: str) -> None:
         """Keep an old study's results under another name (``--new`` never deletes)."""
-        with self._tx() as c:
-            c.execute("UPDATE studies SET name = ? WHERE id = ?", (new_name, study_id))
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute("UPDATE studies SET name = ? WHERE id = ?", (new_name, study_id))
 
     def set_study_state(
         self, study_id: int, state: StudyState, *, only_from: tuple[StudyState, ...] = ()
     ) -> bool:
         """Change the study's state (and when it changed); with ``only_from``, only from one of
         those states (a check and a write in one transaction). True if it changed."""
-        with self._tx() as c:
-            sql = "UPDATE studies SET state = ?, state_since = ? WHERE id = ?"
-            args: list[object] = [state.value, time.time(), study_id]
-            if only_from:
-                sql += f" AND state IN ({','.join('?' * len(only_from))})"
-                args += [s.value for s in only_from]
-            return c.execute(sql, args).rowcount == 1
+        for attempt in self.db.attempts():
+            with attempt as c:
+                sql = "UPDATE studies SET state = ?, state_since = ? WHERE id = ?"
+                args: list[object] = [state.value, time.time(), study_id]
+                if only_from:
+                    sql += f" AND state IN ({','.join('?' * len(only_from))})"
+                    args += [s.value for s in only_from]
+                changed = c.execute(sql, args).rowcount == 1
+        return changed
 
     def touch_advanced(self, study_id: int) -> None:
-        with self._tx() as c:
-            c.execute("UPDATE studies SET advanced_at = ? WHERE id = ?", (time.time(), study_id))
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "UPDATE studies SET advanced_at = ? WHERE id = ?", (time.time(), study_id)
+                )
 
     # -- trials ------------------------------------------------------------------------------
     def add_trial(
@@ -375,25 +380,28 @@ class Store:
         retest_of: int | None = None,
     ) -> TrialRow:
         """Queue a new trial with the next number (a re-test: with its seed and winner)."""
-        with self._tx() as c:
-            (number,) = c.execute(
-                "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?", (study_id,)
-            ).fetchone()
-            cur = c.execute(
-                "INSERT INTO trials (study_id, number, config_json, source, state, created_at, "
-                "retest_seed, retest_of) VALUES (?,?,?,?,?,?,?,?)",
-                (
-                    study_id,
-                    number,
-                    json.dumps(config.as_dict(), sort_keys=True),
-                    source,
-                    TrialState.QUEUED.value,
-                    time.time(),
-                    retest,
-                    retest_of,
-                ),
-            )
-            trial_id = cur.lastrowid
+        for attempt in self.db.attempts():
+            with attempt as c:
+                (number,) = c.execute(
+                    "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
+                    (study_id,),
+                ).fetchone()
+                cur = c.execute(
+                    "INSERT INTO trials (study_id, number, config_json, source, state, "
+                    "created_at, "
+                    "retest_seed, retest_of) VALUES (?,?,?,?,?,?,?,?) RETURNING id",
+                    (
+                        study_id,
+                        number,
+                        json.dumps(config.as_dict(), sort_keys=True),
+                        source,
+                        TrialState.QUEUED.value,
+                        time.time(),
+                        retest,
+                        retest_of,
+                    ),
+                )
+                trial_id = cur.fetchone()[0]
         assert trial_id is not None
         self.event(study_id, trial_id, EventKind.QUEUED, f"trial {number} queued ({source})")
         return self.trial(trial_id)
@@ -411,20 +419,20 @@ class Store:
         return None
 
     def trial(self, trial_id: int) -> TrialRow:
-        row = self.conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        row = self.db.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             raise StoreError(f"no trial with id {trial_id}")
         return _trial(row)
 
     def trials(self, study_id: int) -> list[TrialRow]:
-        rows = self.conn.execute(
+        rows = self.db.execute(
             "SELECT * FROM trials WHERE study_id = ? ORDER BY number", (study_id,)
         ).fetchall()
         return [_trial(r) for r in rows]
 
     def running_anywhere(self) -> list[tuple[int, str, int, str]]:
         """(study id, study name, trial number, GPU set) of every running trial."""
-        rows = self.conn.execute(
+        rows = self.db.execute(
             "SELECT s.id, s.name, t.number, t.gpu_set FROM trials t JOIN studies s "
             "ON s.id = t.study_id WHERE t.state = ? AND t.gpu_set IS NOT NULL",
             (TrialState.RUNNING.value,),
@@ -439,32 +447,35 @@ class Store:
         """Take a queued trial for ``gpu_set`` in the process ``runner``; False if another
         task already took it."""
         now = time.time()
-        with self._tx() as c:
-            cur = c.execute(
-                "UPDATE trials SET state = ?, gpu_set = ?, started_at = ?, heartbeat_at = ?, "
-                "host = ?, runner_pid = ?, runner_started = ?, engine_pgid = NULL, "
-                "engine_started = NULL WHERE id = ? AND state = ?",
-                (
-                    TrialState.RUNNING.value,
-                    gpu_set,
-                    now,
-                    now,
-                    runner.host,
-                    runner.pid,
-                    runner.started,
-                    trial_id,
-                    TrialState.QUEUED.value,
-                ),
-            )
-            return cur.rowcount == 1
+        for attempt in self.db.attempts():
+            with attempt as c:
+                cur = c.execute(
+                    "UPDATE trials SET state = ?, gpu_set = ?, started_at = ?, heartbeat_at = ?, "
+                    "host = ?, runner_pid = ?, runner_started = ?, engine_pgid = NULL, "
+                    "engine_started = NULL WHERE id = ? AND state = ?",
+                    (
+                        TrialState.RUNNING.value,
+                        gpu_set,
+                        now,
+                        now,
+                        runner.host,
+                        runner.pid,
+                        runner.started,
+                        trial_id,
+                        TrialState.QUEUED.value,
+                    ),
+                )
+                taken = cur.rowcount == 1
+        return taken
 
     def request_stop(self, trial_id: int) -> None:
         """Mark a trial as stopped by the operator: whatever its run concludes, it is abandoned."""
-        with self._tx() as c:
-            c.execute("UPDATE trials SET stop_requested = 1 WHERE id = ?", (trial_id,))
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute("UPDATE trials SET stop_requested = 1 WHERE id = ?", (trial_id,))
 
     def study_by_id(self, study_id: int) -> StudyRow:
-        row = self.conn.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
+        row = self.db.execute("SELECT * FROM studies WHERE id = ?", (study_id,)).fetchone()
         if row is None:
             raise StoreError(f"no study with id {study_id}")
         return _study(row)
@@ -474,34 +485,40 @@ class Store:
     ) -> None:
         """The trial's engine is started: its process group, command line and log."""
         now = time.time()
-        with self._tx() as c:
-            c.execute(
-                "UPDATE trials SET state = ?, gpu_set = ?, engine_pgid = ?, engine_started = ?, "
-                "host = COALESCE(host, ?), command = ?, log_path = ?, "
-                "started_at = COALESCE(started_at, ?), heartbeat_at = ? WHERE id = ?",
-                (
-                    TrialState.RUNNING.value,
-                    gpu_set,
-                    engine.pid,
-                    engine.started,
-                    engine.host,
-                    command,
-                    log_path,
-                    now,
-                    now,
-                    trial_id,
-                ),
-            )
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "UPDATE trials SET state = ?, gpu_set = ?, engine_pgid = ?, "
+                    "engine_started = ?, "
+                    "host = COALESCE(host, ?), command = ?, log_path = ?, "
+                    "started_at = COALESCE(started_at, ?), heartbeat_at = ? WHERE id = ?",
+                    (
+                        TrialState.RUNNING.value,
+                        gpu_set,
+                        engine.pid,
+                        engine.started,
+                        engine.host,
+                        command,
+                        log_path,
+                        now,
+                        now,
+                        trial_id,
+                    ),
+                )
 
     def mark_ready(self, trial_id: int) -> None:
         """The trial's engine answers: its stress test starts now (the TUI's progress bar
         counts from here, not from the launch)."""
-        with self._tx() as c:
-            c.execute("UPDATE trials SET ready_at = ? WHERE id = ?", (time.time(), trial_id))
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute("UPDATE trials SET ready_at = ? WHERE id = ?", (time.time(), trial_id))
 
     def heartbeat(self, trial_id: int) -> None:
-        with self._tx() as c:
-            c.execute("UPDATE trials SET heartbeat_at = ? WHERE id = ?", (time.time(), trial_id))
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "UPDATE trials SET heartbeat_at = ? WHERE id = ?", (time.time(), trial_id)
+                )
 
     def finish(
         self,
@@ -525,47 +542,57 @@ class Store:
         thread's) sees the study between the two and queues a config of its own."""
         if state is TrialState.ABANDONED and cause is None:
             raise ValueError("an abandoned trial needs its cause")
-        with self._tx() as c:
-            row = c.execute("SELECT stop_requested FROM trials WHERE id = ?", (trial_id,))
-            flag = row.fetchone()
-            if flag is not None and flag[0] and state is not TrialState.COMPLETED:
-                state, metrics, failure = TrialState.ABANDONED, None, None
-                message, cause = "stopped by the operator", AbandonCause.OPERATOR
-            cur = c.execute(
-                "UPDATE trials SET state = ?, metrics_json = ?, failure_kind = ?, "
-                "failure_message = ?, abandon_cause = ?, ended_at = ? "
-                "WHERE id = ? AND state IN (?, ?)",
-                (
-                    state.value,
-                    json.dumps(metrics.to_dict()) if metrics else None,
-                    failure.value if failure else None,
-                    message,
-                    cause.value if state is TrialState.ABANDONED and cause else None,
-                    time.time(),
-                    trial_id,
-                    TrialState.RUNNING.value,
-                    TrialState.QUEUED.value,
-                ),
-            )
-            if cur.rowcount != 1:
-                raise StoreError(f"trial {trial_id} is not running; its outcome was not recorded")
-            retried = retry is not None and cause is AbandonCause.INVALID_RUN
-            if retried and state is TrialState.ABANDONED:
-                study_id, config_json = c.execute(
-                    "SELECT study_id, config_json FROM trials WHERE id = ?", (trial_id,)
-                ).fetchone()
-                (number,) = c.execute(
-                    "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
-                    (study_id,),
-                ).fetchone()
-                added = c.execute(
-                    "INSERT INTO trials (study_id, number, config_json, source, state, "
-                    "created_at) VALUES (?,?,?,?,?,?)",
-                    (study_id, number, config_json, retry, TrialState.QUEUED.value, time.time()),
+        for attempt in self.db.attempts():
+            with attempt as c:
+                row = c.execute("SELECT stop_requested FROM trials WHERE id = ?", (trial_id,))
+                flag = row.fetchone()
+                if flag is not None and flag[0] and state is not TrialState.COMPLETED:
+                    state, metrics, failure = TrialState.ABANDONED, None, None
+                    message, cause = "stopped by the operator", AbandonCause.OPERATOR
+                cur = c.execute(
+                    "UPDATE trials SET state = ?, metrics_json = ?, failure_kind = ?, "
+                    "failure_message = ?, abandon_cause = ?, ended_at = ? "
+                    "WHERE id = ? AND state IN (?, ?)",
+                    (
+                        state.value,
+                        json.dumps(metrics.to_dict()) if metrics else None,
+                        failure.value if failure else None,
+                        message,
+                        cause.value if state is TrialState.ABANDONED and cause else None,
+                        time.time(),
+                        trial_id,
+                        TrialState.RUNNING.value,
+                        TrialState.QUEUED.value,
+                    ),
                 )
-                queued = (added.lastrowid, number)
-            else:
-                queued = None
+                if cur.rowcount != 1:
+                    raise StoreError(
+                        f"trial {trial_id} is not running; its outcome was not recorded"
+                    )
+                retried = retry is not None and cause is AbandonCause.INVALID_RUN
+                if retried and state is TrialState.ABANDONED:
+                    study_id, config_json = c.execute(
+                        "SELECT study_id, config_json FROM trials WHERE id = ?", (trial_id,)
+                    ).fetchone()
+                    (number,) = c.execute(
+                        "SELECT COALESCE(MAX(number), -1) + 1 FROM trials WHERE study_id = ?",
+                        (study_id,),
+                    ).fetchone()
+                    added = c.execute(
+                        "INSERT INTO trials (study_id, number, config_json, source, state, "
+                        "created_at) VALUES (?,?,?,?,?,?) RETURNING id",
+                        (
+                            study_id,
+                            number,
+                            config_json,
+                            retry,
+                            TrialState.QUEUED.value,
+                            time.time(),
+                        ),
+                    )
+                    queued = (added.fetchone()[0], number)
+                else:
+                    queued = None
         t = self.trial(trial_id)
         text = f"trial {t.number} {state.value}"
         if failure:
@@ -576,27 +603,48 @@ class Store:
                 t.study_id, queued[0], EventKind.QUEUED, f"trial {queued[1]} queued ({retry})"
             )
 
+    # -- engine logs -------------------------------------------------------------------------
+    def put_log(self, trial_id: int, text: str) -> None:
+        """Keep the end of a trial's engine log in the store, so the TUI and reports on
+        another machine read it without a shared filesystem (issue 20)."""
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "INSERT INTO logs (trial_id, text, updated_at) VALUES (?,?,?) "
+                    "ON CONFLICT(trial_id) DO UPDATE SET text = excluded.text, "
+                    "updated_at = excluded.updated_at",
+                    (trial_id, text, time.time()),
+                )
+
+    def log(self, trial_id: int) -> str | None:
+        """The end of a trial's engine log as last stored (None: nothing stored)."""
+        row = self.db.execute("SELECT text FROM logs WHERE trial_id = ?", (trial_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     # -- events ------------------------------------------------------------------------------
     # -- workers -----------------------------------------------------------------------------
     def worker_seen(self, worker: ProcessRef, gpu_sets: tuple[str, ...]) -> None:
         """Record that ``worker`` is alive now (the TUI's workers panel reads it)."""
         now = time.time()
         key = f"{worker.host}/{worker.pid}/{worker.started}"
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO workers (id, host, pid, gpu_sets, started_at, seen_at) "
-                "VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET seen_at = excluded.seen_at, "
-                "gpu_sets = excluded.gpu_sets",
-                (key, worker.host, worker.pid, json.dumps(list(gpu_sets)), now, now),
-            )
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "INSERT INTO workers (id, host, pid, gpu_sets, started_at, seen_at) "
+                    "VALUES (?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET "
+                    "seen_at = excluded.seen_at, "
+                    "gpu_sets = excluded.gpu_sets",
+                    (key, worker.host, worker.pid, json.dumps(list(gpu_sets)), now, now),
+                )
 
     def worker_gone(self, worker: ProcessRef) -> None:
         """A worker that stops cleanly removes its row."""
-        with self._tx() as c:
-            c.execute(
-                "DELETE FROM workers WHERE id = ?",
-                (f"{worker.host}/{worker.pid}/{worker.started}",),
-            )
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "DELETE FROM workers WHERE id = ?",
+                    (f"{worker.host}/{worker.pid}/{worker.started}",),
+                )
 
     def workers(self) -> list[WorkerRow]:
         """Every worker that reported itself, the most recently seen first."""
@@ -609,18 +657,20 @@ class Store:
                 r["started_at"],
                 r["seen_at"],
             )
-            for r in self.conn.execute("SELECT * FROM workers ORDER BY seen_at DESC")
+            for r in self.db.execute("SELECT * FROM workers ORDER BY seen_at DESC")
         ]
 
     def event(self, study_id: int, trial_id: int | None, kind: EventKind, message: str) -> None:
-        with self._tx() as c:
-            c.execute(
-                "INSERT INTO events (study_id, trial_id, ts, kind, message) VALUES (?,?,?,?,?)",
-                (study_id, trial_id, time.time(), kind.value, message),
-            )
+        for attempt in self.db.attempts():
+            with attempt as c:
+                c.execute(
+                    "INSERT INTO events (study_id, trial_id, ts, kind, message) "
+                    "VALUES (?,?,?,?,?)",
+                    (study_id, trial_id, time.time(), kind.value, message),
+                )
 
     def events(self, study_id: int) -> list[dict[str, Any]]:
-        rows = self.conn.execute(
+        rows = self.db.execute(
             "SELECT * FROM events WHERE study_id = ? ORDER BY id", (study_id,)
         ).fetchall()
         return [dict(r) for r in rows]
@@ -638,7 +688,7 @@ class Store:
         ]
 
 
-def _study(row: sqlite3.Row) -> StudyRow:
+def _study(row: Any) -> StudyRow:
     return StudyRow(
         row["id"],
         row["name"],
@@ -651,7 +701,7 @@ def _study(row: sqlite3.Row) -> StudyRow:
     )
 
 
-def _trial(row: sqlite3.Row) -> TrialRow:
+def _trial(row: Any) -> TrialRow:
     metrics = Metrics.from_dict(json.loads(row["metrics_json"])) if row["metrics_json"] else None
     return TrialRow(
         id=row["id"],

@@ -30,7 +30,7 @@ from scoot.domain import AbandonCause, EventKind, StudyState, TrialState
 from scoot.engine.launcher import ProcessRef
 from scoot.jobs import policy
 from scoot.jobs.evaluate import HEARTBEAT_S, Workload, build_workload, evaluate
-from scoot.jobs.locks import gpu_set_lock, study_mutex
+from scoot.jobs.locks import gpu_set_lock
 from scoot.jobs.store import BEHIND, Store, StoreError, TrialRow, retry_source
 from scoot.optim.protocol import Suggester
 from scoot.study import StudySpec
@@ -60,10 +60,15 @@ class Site:
     data_dir: Path
     runs: StudyState
     gpu_sets: tuple[str, ...] | None = None
+    store: str | None = None
+    """A PostgreSQL store's URL; None: the SQLite file in the data directory."""
 
     @property
-    def store_path(self) -> Path:
-        return self.data_dir / "scoot.db"
+    def store_location(self) -> str | Path:
+        return self.store or self.data_dir / "scoot.db"
+
+    def open_store(self) -> Store:
+        return Store(self.store_location, self.data_dir)
 
     def serves(self, gpu_set: str) -> bool:
         return self.gpu_sets is None or gpu_set in self.gpu_sets
@@ -110,7 +115,7 @@ def run_trial(
     Raises:
         Busy: every GPU set of the study that ``site`` serves is running an engine.
     """
-    store = Store(site.store_path)
+    store = site.open_store()
     try:
         trial = store.trial(trial_id)
         if trial.state is not TrialState.QUEUED:
@@ -180,9 +185,9 @@ def advance(
     The optimizer runs here (in a worker or the foreground executor), never in the CLI or the
     TUI. ``suggester`` makes the study's optimizer (default: the paper's, SOBO or MOBO).
     """
-    store = Store(site.store_path)
+    store = site.open_store()
     try:
-        with study_mutex(site.data_dir, study_id):
+        with store.study_mutex(study_id):
             new = _advance_locked(store, site, study_id, suggester)
             store.touch_advanced(study_id)  # once decided: "it was looked at since then"
     finally:
@@ -261,7 +266,7 @@ def recover(
     """
     out = []
     now = time.time()
-    with study_mutex(store.path.parent, study_id):
+    with store.study_mutex(study_id):
         for t in store.trials(study_id):
             if t.state is not TrialState.RUNNING or not _process_gone(t, now, stale_s):
                 continue

@@ -27,7 +27,6 @@ from scoot.domain import StudyState
 from scoot.engine.launcher import ProcessRef
 from scoot.jobs import tasks
 from scoot.jobs.evaluate import HEARTBEAT_S
-from scoot.jobs.store import Store
 
 RETRY_DELAY_S = 1.0
 log = logging.getLogger("scoot.worker")
@@ -117,7 +116,7 @@ def janitor(site: tasks.Site, queue: Queue, stop: threading.Event) -> None:
 def janitor_round(site: tasks.Site, queue: tasks.Dispatch) -> None:
     """One pass over the studies the workers run: interrupted trials abandoned and retried,
     and an advance (a no-op unless a GPU set is free: it rebuilds what a lost message held)."""
-    store = Store(site.store_path)
+    store = site.open_store()
     try:
         store.worker_seen(ProcessRef.of(os.getpid()), site.gpu_sets or ())
         running = [s for s in store.studies() if s.state is StudyState.RUNNING]
@@ -136,11 +135,15 @@ def run_worker(
     queue_url: str | None = None,
     gpu_sets: Sequence[str] | None = None,
     threads: int | None = None,
+    store: str | None = None,
 ) -> None:
     """``scoot worker``: a Huey consumer with one thread per GPU set it serves (and one more,
-    so an advance task never waits behind evaluations)."""
+    so an advance task never waits behind evaluations). ``store``: a PostgreSQL store's URL
+    (default: the SQLite file in ``data_dir``)."""
     global _site, _queue
-    _site = tasks.Site(data_dir, StudyState.RUNNING, tuple(gpu_sets) if gpu_sets else None)
+    sets = tuple(gpu_sets) if gpu_sets else None
+    _site = tasks.Site(data_dir, StudyState.RUNNING, sets, store)
+    _site.open_store().close()  # an unreachable store fails here, in one line
     queue = _queue = Queue(queue_url, data_dir)
     workers = threads or 1 + max(1, len(gpu_sets or ()) or int(os.environ.get("SCOOT_WORKERS", 4)))
     stop = threading.Event()
@@ -152,8 +155,8 @@ def run_worker(
     finally:
         stop.set()
         janitor_thread.join(timeout=10)
-        store = Store(_site.store_path)
+        last = _site.open_store()
         try:
-            store.worker_gone(ProcessRef.of(os.getpid()))
+            last.worker_gone(ProcessRef.of(os.getpid()))
         finally:
-            store.close()
+            last.close()

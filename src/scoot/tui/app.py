@@ -41,20 +41,26 @@ class ScootApp(App[None]):
         queue_url: str | None = None,
         refresh_s: float = 1.0,
         keymap_path: Path | None = None,
+        store: str | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
+        self.store = store
         self.queue_url = queue_url
         self.refresh_s = refresh_s
         self.keymap_path = keymap_path or data_dir / "keys.toml"
 
     @property
-    def store_path(self) -> Path:
-        return self.data_dir / "scoot.db"
+    def store_location(self) -> str | Path:
+        return self.store or self.data_dir / "scoot.db"
+
+    def has_store(self) -> bool:
+        """Whether there is a store to read (a SQLite file not made yet is none)."""
+        return self.store is not None or (self.data_dir / "scoot.db").exists()
 
     def open_store(self) -> Store:
         """A store connection for the calling thread (SQLite connections are per thread)."""
-        return Store(self.store_path)
+        return Store(self.store_location, self.data_dir)
 
     def on_mount(self) -> None:
         if self.keymap_path.exists():
@@ -131,12 +137,12 @@ def load_keymap(path: Path) -> dict[str, str]:
     return {k: str(v) for k, v in data.items()}
 
 
-def run_tui(data_dir: Path, queue_url: str | None = None) -> None:
+def run_tui(data_dir: Path, queue_url: str | None = None, store: str | None = None) -> None:
     """Run the app; a bad keymap file or an unreadable store stops it (an error naming the
     file) before the screen is taken over."""
-    app = ScootApp(data_dir, queue_url=queue_url)
+    app = ScootApp(data_dir, queue_url=queue_url, store=store)
     if app.keymap_path.exists():
         load_keymap(app.keymap_path)
-    if app.store_path.exists():
+    if app.has_store():
         app.open_store().close()
     app.run()

@@ -18,8 +18,7 @@ class Context(Protocol):
     queue_url: str | None
     refresh_s: float
 
-    @property
-    def store_path(self) -> Path: ...
+    def has_store(self) -> bool: ...
 
     def open_store(self) -> Store: ...
 

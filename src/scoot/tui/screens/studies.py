@@ -56,7 +56,7 @@ class StudiesScreen(Screen[None]):
 
     @work(thread=True, exclusive=True, group="studies")
     def reload(self) -> None:
-        if not self.scoot.store_path.exists():
+        if not self.scoot.has_store():
             self.app.call_from_thread(self.show, [])
             return
         store = self.scoot.open_store()

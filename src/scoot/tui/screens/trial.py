@@ -51,7 +51,7 @@ class TrialScreen(ModalScreen[None]):
         self.query_one("#percentiles", DataTable).add_columns(
             "metric", "mean", "p50", "p95", "p99"
         )
-        self.show(self.trial, self.log_tail(self.trial))
+        self.show(self.trial, self.log_tail(self.trial, None))
         self.set_interval(context(self).refresh_s, self.reload)
 
     @work(thread=True, exclusive=True, group="trial")
@@ -59,9 +59,10 @@ class TrialScreen(ModalScreen[None]):
         store = context(self).open_store()
         try:
             trial = store.trial(self.trial.id)
+            stored = store.log(trial.id)
         finally:
             store.close()
-        self.app.call_from_thread(self.show, trial, self.log_tail(trial))
+        self.app.call_from_thread(self.show, trial, self.log_tail(trial, stored))
 
     def show(self, t: TrialRow, log: str) -> None:
         self.trial = t
@@ -103,16 +104,20 @@ class TrialScreen(ModalScreen[None]):
         )
 
     @staticmethod
-    def log_tail(t: TrialRow) -> str:
-        if not t.log_path:
-            return "  (no log)"
-        path = Path(t.log_path)
-        if not path.exists():
-            return f"  (log {path} is gone)"
-        with path.open("rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 64 * 1024))  # a long log: read its end only
-            lines = f.read().decode(errors="replace").splitlines()[-LOG_LINES:]
+    def log_tail(t: TrialRow, stored: str | None) -> str:
+        """The log's end: from the file where this machine has it, else the copy the store
+        keeps (a trial run on another machine)."""
+        path = Path(t.log_path) if t.log_path else None
+        if path is not None and path.exists():
+            with path.open("rb") as f:
+                f.seek(0, 2)
+                f.seek(max(0, f.tell() - 64 * 1024))  # a long log: read its end only
+                text = f.read().decode(errors="replace")
+        elif stored is not None:
+            text = stored
+        else:
+            return "  (no log)" if path is None else f"  (log {path} is gone)"
+        lines = text.splitlines()[-LOG_LINES:]
         return "\n".join(f"  {line[:150]}" for line in lines) or "  (empty)"
 
     def action_export(self) -> None:
