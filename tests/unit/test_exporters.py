@@ -42,6 +42,7 @@ def test_command_lines_carry_every_flag() -> None:
     }
     docker = docker_run_command("Qwen/Qwen3-8B", FIXED, CONFIG)
     assert '"$HOME/.cache/huggingface:/root/.cache/huggingface"' in docker
+    assert '"$HOME/.cache/vllm:/root/.cache/vllm"' in docker
     tail = shlex.split(docker.split(VLLM_IMAGE, 1)[1])
     assert dict(parse_flags(tail))["model"] == "Qwen/Qwen3-8B"
     assert json.loads(to_json("Qwen/Qwen3-8B", FIXED, CONFIG))["config"] == CONFIG

@@ -12,6 +12,7 @@ from scoot.study import ENGINE_KINDS
 
 FIELDS = {"model": "m", "gpu": "h100", "host": "127.0.0.1", "port": "8000", "gpus": "0,1"}
 FIELDS["hf_cache"] = "/cache"
+FIELDS["vllm_cache"] = "/compiled"
 
 
 @pytest.mark.parametrize("name", sorted(KINDS))
@@ -32,6 +33,7 @@ def test_study_files_accept_exactly_the_registered_kinds() -> None:
 def test_one_image_tag_for_launch_and_every_export() -> None:
     docker = build_argv("docker-vllm", (), FIELDS, [], {})
     assert VLLM_IMAGE in docker
+    assert "/compiled:/root/.cache/vllm" in docker  # the compile cache outlives each trial
     made = exports_for("docker-vllm", "m", [], {"max_num_seqs": 8})
     assert VLLM_IMAGE in made["docker run"][1] and VLLM_IMAGE in made["k8s args"][1]
 

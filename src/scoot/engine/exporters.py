@@ -79,8 +79,12 @@ def docker_run_command(
     for k, v in env:
         head += ["-e", f"{k}={v}"]
     tail = [image, "--model", model, *fixed_args, *flags_for(config)]
-    # The model cache is mounted from the operator's home: left unquoted so the shell expands it.
-    cache = '-v "$HOME/.cache/huggingface:/root/.cache/huggingface"'
+    # The model cache and torch.compile's cache (so a restart does not compile again) are
+    # mounted from the operator's home: left unquoted so the shell expands them.
+    cache = (
+        '-v "$HOME/.cache/huggingface:/root/.cache/huggingface" '
+        '-v "$HOME/.cache/vllm:/root/.cache/vllm"'
+    )
     return f"{shlex.join(head)} {cache} {shlex.join(tail)}"
 
 
@@ -138,6 +142,7 @@ def launch_command(
     if command or engine.name == "command":
         fields = {"model": model, "gpu": "", "host": "127.0.0.1", "port": "8000", "gpus": "0"}
         fields["hf_cache"] = "$HOME/.cache/huggingface"
+        fields["vllm_cache"] = "$HOME/.cache/vllm"
         return _with_env(env, shlex.join(build_argv(kind, command, fields, fixed_args, config)))
     if engine.family == "sglang":
         return sglang_command(model, fixed_args, config, env)

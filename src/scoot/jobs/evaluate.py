@@ -139,6 +139,7 @@ def evaluate(
         "port": str(port),
         "gpus": devices_of(gpu_set),
         "hf_cache": os.path.expanduser("~/.cache/huggingface"),
+        "vllm_cache": os.path.expanduser(os.environ.get("VLLM_CACHE_ROOT", "~/.cache/vllm")),
     }
     argv = build_argv(
         spec.engine.kind, spec.engine.command, fields, spec.engine.args, trial.config.as_dict()
