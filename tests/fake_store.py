@@ -136,9 +136,12 @@ def metrics(ttft: float, tpot: float, p95: float, rps: float) -> Metrics:
     return Metrics.of(**z)
 
 
-def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
+def fake_store(
+    home: Path, *, two_objectives: bool = True, store_at: str | Path | None = None
+) -> Path:
     """Write a store with one study of twelve finished trials over ten flags (two failed),
-    the re-tests of the winner and the default, and one queued; returns ``home``."""
+    the re-tests of the winner and the default, and one queued, in ``store_at`` (default: the
+    SQLite file in ``home``); returns ``home``."""
     home.mkdir(parents=True, exist_ok=True)
     trace = home / "trace.jsonl"
     trace.write_text('{"input_length": 100, "output_length": 10}\n')
@@ -148,7 +151,7 @@ def fake_store(home: Path, *, two_objectives: bool = True) -> Path:
     import tomllib
 
     spec = parse_study(tomllib.loads(text), str(home / "study.toml"), home)
-    store = Store(home / "scoot.db")
+    store = Store(store_at or home / "scoot.db")
     study, _ = store.open_study(spec.name, spec.to_json(), "study.toml")
 
     def run(config: Config, i: int, source: str, outcome: object, **retest: int | None) -> None:

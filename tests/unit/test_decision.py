@@ -17,8 +17,8 @@ from scoot.jobs.store import Store, TrialRow
 from scoot.study import StudySpec
 
 
-def loaded(home: Path) -> tuple[StudySpec, list[TrialRow]]:
-    store = Store(home / "scoot.db")
+def loaded(home: Path, store_at: str | Path | None = None) -> tuple[StudySpec, list[TrialRow]]:
+    store = Store(store_at or home / "scoot.db")
     try:
         row = store.studies()[0]
         return StudySpec.from_json(row.spec_json, row.source), store.trials(row.id)
@@ -26,8 +26,11 @@ def loaded(home: Path) -> tuple[StudySpec, list[TrialRow]]:
         store.close()
 
 
-def test_a_retested_gain_beyond_the_noise_is_called_a_gain(tmp_path: Path) -> None:
-    spec, trials = loaded(fake_store(tmp_path / "h", two_objectives=False))
+def test_a_retested_gain_beyond_the_noise_is_called_a_gain(
+    tmp_path: Path, store_at: str | Path
+) -> None:
+    home = fake_store(tmp_path / "h", two_objectives=False, store_at=store_at)
+    spec, trials = loaded(home, store_at)
     d = decide(trials, spec)
     assert d.best is not None and d.best.number == 7
     assert d.default is not None and d.default.number == 0
@@ -70,8 +73,10 @@ def test_a_default_that_holds_is_what_to_deploy(tmp_path: Path) -> None:
     assert d.verdict() == "no configuration beat the default once re-tested: deploy the default"
 
 
-def test_two_objectives_list_the_front_against_the_default(tmp_path: Path) -> None:
-    spec, trials = loaded(fake_store(tmp_path / "h"))
+def test_two_objectives_list_the_front_against_the_default(
+    tmp_path: Path, store_at: str | Path
+) -> None:
+    spec, trials = loaded(fake_store(tmp_path / "h", store_at=store_at), store_at)
     d = decide(trials, spec)
     numbers = [t.number for t, _ in d.front]
     assert numbers == [4, 9, 7, 11, 3, 6, 8]  # by TTFT, the default dominated

@@ -10,8 +10,8 @@ from scoot.jobs.store import Store
 from scoot.jobs.views import WORKER_SILENT_S, load_study, state_text
 
 
-def test_states_say_what_an_operator_needs(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_states_say_what_an_operator_needs(store_at: str | Path) -> None:
+    store = Store(store_at)
     study, _ = store.open_study("a", "{}")
     t = store.add_trial(study.id, Config.of({"max_num_seqs": 8}), "default")
     store.finish(t.id, TrialState.FAILED, failure=FailureKind.STARTUP_OOM)
@@ -28,9 +28,9 @@ def test_states_say_what_an_operator_needs(tmp_path: Path) -> None:
     assert state_text(row, None, late) == f"running: no worker for {WORKER_SILENT_S + 30:.0f} s"
 
 
-def test_the_gpu_tab_names_another_study_on_the_set(tmp_path: Path) -> None:
-    home = fake_store(tmp_path / "home")
-    store = Store(home / "scoot.db")
+def test_the_gpu_tab_names_another_study_on_the_set(tmp_path: Path, store_at: str | Path) -> None:
+    fake_store(tmp_path / "home", store_at=store_at)
+    store = Store(store_at)
     mine = store.studies()[0]
     other, _ = store.open_study("other", mine.spec_json)
     t = store.add_trial(other.id, Config.of({"max_num_seqs": 8}), "default")
@@ -41,15 +41,15 @@ def test_the_gpu_tab_names_another_study_on_the_set(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_tui_says_when_no_trial_meets_the_slo(tmp_path: Path) -> None:
+def test_the_tui_says_when_no_trial_meets_the_slo(tmp_path: Path, store_at: str | Path) -> None:
     import dataclasses
 
     from scoot.domain import Metrics, OutcomeConstraint
     from scoot.jobs.views import summarise
     from scoot.study import StudySpec
 
-    home = fake_store(tmp_path / "home")
-    store = Store(home / "scoot.db")
+    fake_store(tmp_path / "home", store_at=store_at)
+    store = Store(store_at)
     row = store.studies()[0]
     spec = StudySpec.from_json(row.spec_json, row.source)
     assert summarise(store, row).best.startswith("#")  # no SLO: a winner
@@ -61,13 +61,15 @@ def test_the_tui_says_when_no_trial_meets_the_slo(tmp_path: Path) -> None:
     store.close()
 
 
-def test_the_gpu_tab_lists_workers_and_warns_when_none_is_alive(tmp_path: Path) -> None:
+def test_the_gpu_tab_lists_workers_and_warns_when_none_is_alive(
+    tmp_path: Path, store_at: str | Path
+) -> None:
     import dataclasses
 
     from scoot.jobs.views import WorkerView
 
-    home = fake_store(tmp_path / "home")
-    store = Store(home / "scoot.db")
+    fake_store(tmp_path / "home", store_at=store_at)
+    store = Store(store_at)
     study = store.studies()[0]
     store.set_study_state(study.id, StudyState.RUNNING)
     view = load_study(store, study.id)
@@ -91,9 +93,11 @@ def test_the_gpu_tab_lists_workers_and_warns_when_none_is_alive(tmp_path: Path) 
     assert not any(line.startswith("warning") for line in GpuPanel().lines(alive))
 
 
-def test_progress_counts_from_the_engine_answering_and_eta_from_the_pace(tmp_path: Path) -> None:
-    home = fake_store(tmp_path / "home")
-    store = Store(home / "scoot.db")
+def test_progress_counts_from_the_engine_answering_and_eta_from_the_pace(
+    tmp_path: Path, store_at: str | Path
+) -> None:
+    fake_store(tmp_path / "home", store_at=store_at)
+    store = Store(store_at)
     study = store.studies()[0]
     store.set_study_state(study.id, StudyState.RUNNING)
     queued = next(t for t in store.trials(study.id) if t.state is TrialState.QUEUED)
@@ -113,8 +117,8 @@ def test_progress_counts_from_the_engine_answering_and_eta_from_the_pace(tmp_pat
     store.close()
 
 
-def test_a_study_whose_every_trial_failed_says_so(tmp_path: Path) -> None:
-    store = Store(tmp_path / "s.db")
+def test_a_study_whose_every_trial_failed_says_so(store_at: str | Path) -> None:
+    store = Store(store_at)
     study, _ = store.open_study("a", "{}")
     for n in (8, 16):
         t = store.add_trial(study.id, Config.of({"max_num_seqs": n}), "sobol")
