@@ -48,7 +48,9 @@ from scoot.domain import TrialState  # noqa: E402
 from scoot.jobs.store import Store  # noqa: E402
 
 SETS = {"A": ("A:0", "A:1"), "B": ("B:0", "B:1")}
-TIMEOUT_S = 1200
+TIMEOUT_S = 600
+"""A run that has not completed by then is reported as incomplete, with its state and the end
+of each worker's log (once seen: a quick PostgreSQL run that never completed)."""
 
 
 @contextlib.contextmanager
@@ -188,6 +190,12 @@ def run_backend(kind: str, budget: int, kills: int, seed: int, tmp: Path) -> dic
             time.sleep(0.2)
         wall = time.monotonic() - t0
         workers.stop()
+        stuck = []
+        if state != "completed":
+            stuck = [
+                f"{log.name}: " + " | ".join(log.read_text(errors="replace").splitlines()[-5:])
+                for log in sorted(work.glob("worker-*.log"))
+            ]
         final = Store(location)
         trials = final.trials(1)
         final.close()
@@ -204,6 +212,8 @@ def run_backend(kind: str, budget: int, kills: int, seed: int, tmp: Path) -> dic
         "doubled": (len(numbers) - len(set(numbers))) + max(0, len(counted_trials) - budget),
         "abandoned": sum(t.state is TrialState.ABANDONED for t in trials),
         "kills": done_kills,
+        "state": state,
+        "worker_log_ends": stuck,
     }
 
 
