@@ -18,23 +18,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from scoot.domain import Objective, TrialState
+from scoot.domain import Objective
+from scoot.jobs.policy import measured
 from scoot.jobs.store import TrialRow
 from scoot.study import StudySpec
 
 MIN_TRIALS = 4
 """Fewer completed trials than this tell nothing about importance."""
-
-
-def _done(trials: Sequence[TrialRow]) -> list[TrialRow]:
-    return [
-        t
-        for t in trials
-        if t.state is TrialState.COMPLETED
-        and t.metrics is not None
-        and t.retest is None
-        and t.stopped_early is None
-    ]
 
 
 def _scale(values: Sequence[float]) -> list[float]:
@@ -50,7 +40,7 @@ def importance(
     """(flag, share of importance), largest first, summing to 1; empty below ``MIN_TRIALS``
     completed trials or when the objective does not vary."""
     o = objective or spec.objectives[0]
-    done = _done(trials)
+    done = measured(trials)
     if len(done) < MIN_TRIALS or not spec.params:
         return []
     y = np.array(_scale([t.metrics.value(o) for t in done if t.metrics]))
@@ -98,7 +88,7 @@ def effects(
     wants."""
     o = objective or spec.objectives[0]
     pairs = [
-        (t.config.as_dict().get(flag), t.metrics.value(o)) for t in _done(trials) if t.metrics
+        (t.config.as_dict().get(flag), t.metrics.value(o)) for t in measured(trials) if t.metrics
     ]
     pairs = [(v, y) for v, y in pairs if v is not None and math.isfinite(y)]
     if not pairs:
