@@ -26,13 +26,11 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +40,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from benchlib import finish, header, parse_args  # noqa: E402
 
-from helpers import TINY_ROWS, study_text, write_trace  # noqa: E402
-from pg_server import free_port, fresh_database, postgres_server  # noqa: E402
+from helpers import TINY_ROWS, redis_server, study_text, write_trace  # noqa: E402
+from pg_server import fresh_database, postgres_server  # noqa: E402
 from scoot.domain import TrialState  # noqa: E402
 from scoot.jobs.store import Store  # noqa: E402
 
@@ -51,32 +49,6 @@ SETS = {"A": ("A:0", "A:1"), "B": ("B:0", "B:1")}
 TIMEOUT_S = 600
 """A run that has not completed by then is reported as incomplete, with its state and the end
 of each worker's log (once seen: a quick PostgreSQL run that never completed)."""
-
-
-@contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[str]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        raise SystemExit("bench/scale.py needs redis-server (tools/debian-packages)")
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        cwd=folder,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with contextlib.suppress(OSError):
-                import socket
-
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 class Workers:

@@ -274,3 +274,50 @@ def answers(url: str) -> bool:
             return True
     except OSError:
         return False
+
+
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+"""Headless Chromium on a machine with a closed network (Debian's package, run as root)."""
+
+
+def port_listening(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def redis_server(folder: Path) -> Iterator[str]:
+    """A private ``redis-server`` on loopback (Debian's package); yields its queue URL."""
+    import shutil
+    import socket
+
+    exe = shutil.which("redis-server")
+    assert exe, "redis-server is missing: tools/debian-packages installs it"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        cwd=folder,
+    )
+    try:
+        wait_for(lambda: port_listening(port), 30, "redis-server to listen")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

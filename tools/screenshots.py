@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from fake_store import fake_store  # noqa: E402
+from helpers import CHROMIUM_FLAGS  # noqa: E402
 from scoot.tui.app import ScootApp  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
@@ -36,17 +37,7 @@ SHOTS: list[tuple[str, list[str], bool, tuple[int, int]]] = [
     ("trial", ["enter", "1", "down", "down", "enter"], True, (100, 30)),
     ("export", ["enter", "1", "down", "down", "enter", "e"], True, (100, 30)),
 ]
-CHROMIUM = [
-    "chromium",
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+CHROMIUM = ["chromium", *CHROMIUM_FLAGS]
 
 
 async def shoot(name: str, keys: list[str], two: bool, size: tuple[int, int], home: Path) -> Path:

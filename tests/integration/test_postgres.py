@@ -10,7 +10,6 @@ the store alone.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,20 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from helpers import wait_for, worker
+from helpers import redis_server, wait_for, worker
 from pg_server import free_port, fresh_database
 from scoot.domain import AbandonCause, TrialState
 from scoot.jobs.store import Store, TrialRow
-
-
-def listening(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-    except OSError:
-        return False
 
 
 def rows(url: str) -> list[TrialRow]:
@@ -55,15 +44,6 @@ def state(url: str) -> str:
 def test_two_hosts_share_a_postgres_store_and_survive_a_killed_worker(
     make_study: Callable[..., Path], tmp_path: Path, pg_admin: str
 ) -> None:
-    server = shutil.which("redis-server")
-    assert server, "redis-server is missing: tools/debian-packages installs it"
-    port = free_port()
-    redis = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    queue = f"redis://127.0.0.1:{port}/0"
     url = fresh_database(pg_admin)
     study = make_study(name="pg", budget=6, duration=2.0, gpu_sets=("hostA:0", "hostB:0"))
 
@@ -82,8 +62,7 @@ def test_two_hosts_share_a_postgres_store_and_survive_a_killed_worker(
         assert done.returncode == 0, done.stderr
         return done
 
-    try:
-        wait_for(lambda: listening(port), 30, "redis-server to listen")
+    with redis_server(tmp_path) as queue:
         a_args = ("--queue", queue, "--gpu-sets", "hostA:0")
         b_args = ("--queue", queue, "--gpu-sets", "hostB:0")
         with (
@@ -102,9 +81,6 @@ def test_two_hosts_share_a_postgres_store_and_survive_a_killed_worker(
             a.wait(timeout=10)
             killed_at = time.time()
             wait_for(lambda: state(url) == "completed", 240, "host B to finish the study")
-    finally:
-        redis.terminate()
-        redis.wait(timeout=10)
     trials = rows(url)
     counted = [t for t in trials if t.counts]
     assert len(counted) == 6  # the budget: nothing lost, nothing counted twice

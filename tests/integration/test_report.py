@@ -13,17 +13,7 @@ import numpy as np
 import pytest
 
 from fake_store import fake_store
-
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from helpers import CHROMIUM_FLAGS
 
 
 def chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

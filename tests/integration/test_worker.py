@@ -6,7 +6,6 @@ the command line; SIGKILL of a worker mid-evaluation; two workers sharing a Redi
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
 import sqlite3
@@ -20,12 +19,12 @@ from helpers import (
     engine_pids,
     looked_at_since,
     overlaps,
+    redis_server,
     study_state,
     trial_rows,
     wait_for,
     worker,
 )
-from scoot.engine.launcher import free_port
 
 SCOOT = [sys.executable, "-m", "scoot"]
 
@@ -153,28 +152,15 @@ def test_sigkill_worker_mid_evaluation_then_restart(
 def test_two_workers_share_a_redis_queue(
     make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
 ) -> None:
-    server = shutil.which("redis-server")
-    assert server, "redis-server is missing: `apt-get install redis-server` (.ci/run does)"
-    port = free_port()
-    redis = subprocess.Popen(
-        [server, "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        cwd=tmp_path,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
     study = make_study(name="red", budget=6, duration=1.5, gpu_sets=("nodeA:0", "nodeB:0"))
     db = scoot_home / "scoot.db"
-    try:
-        wait_for(lambda: listening(port), 30, "redis-server to listen")
-        with (
-            worker(tmp_path, "--queue", url, "--gpu-sets", "nodeA:0", name="a"),
-            worker(tmp_path, "--queue", url, "--gpu-sets", "nodeB:0", name="b"),
-        ):
-            scoot("tune", str(study), "--detach", "--queue", url)
-            wait_for(lambda: study_state(db, "red") == "completed", 180, "the study to complete")
-    finally:
-        redis.terminate()
-        redis.wait(timeout=10)
+    with (
+        redis_server(tmp_path) as url,
+        worker(tmp_path, "--queue", url, "--gpu-sets", "nodeA:0", name="a"),
+        worker(tmp_path, "--queue", url, "--gpu-sets", "nodeB:0", name="b"),
+    ):
+        scoot("tune", str(study), "--detach", "--queue", url)
+        wait_for(lambda: study_state(db, "red") == "completed", 180, "the study to complete")
     trials = trial_rows(db)
     assert counted(trials) == 6
     assert {t["gpu_set"] for t in trials} == {"nodeA:0", "nodeB:0"}
