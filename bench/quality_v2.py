@@ -33,8 +33,10 @@ of variation over the draws); the others are reported, not counted.
 
 ``--quick``: 2 services x 1 seed, k = 1, 16 evaluations, three methods. ``--summary``
 summarises the log as it stands. ``QUALITY_WORKERS`` sets the processes, ``QUALITY_KS="1"``
-runs only those k (two invocations on disjoint ks may append to one log). Every finished run
-is appended to bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
+runs only those k (two invocations on disjoint ks may append to one log).
+``QUALITY_METHODS`` and ``QUALITY_SERVICES`` run only those methods (SCOOT's variants in
+``EXPERIMENTS`` among them) or services, summarised into quality_v2_partial.json. Every
+finished run is appended to bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
 """
 
 from __future__ import annotations
@@ -90,6 +92,17 @@ from scoot.optim.sobol import SobolSuggester, initial_design_size
 from scoot.optim.space import SearchSpace
 
 METHODS = ("scoot", "random", "ga", "vanilla_bo", "tpe", "optuna_gp", "botorch", "scoot_batch")
+EXPERIMENTS: dict[str, dict[str, Any]] = {
+    # Variants of SCOOT's options measured on the same cells (run only when QUALITY_METHODS
+    # names them; docs/benchmarks.md reports them): MOBO's reference point and front, SOBO's
+    # UCB multiplier.
+    "scoot_box": {"reference": "box"},
+    "scoot_box_post": {"reference": "box", "front": "posterior"},
+    "scoot_post": {"front": "posterior"},
+    "scoot_ucb_beta": {"ucb": "paper"},
+    "scoot_half_init": {"n_init": 0.5},
+    "scoot_staged": {"feasibility": "staged"},
+}
 BATCH_ONLY = ("scoot_batch",)
 """Methods that differ from another only for k > 1 (not run at k = 1)."""
 RETEST_TOP = 3
@@ -99,6 +112,19 @@ RETESTS = 2
 
 def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int) -> Suggester:
     objs, slo = service.objectives, service.slo
+    if method in EXPERIMENTS:
+        opts = dict(EXPERIMENTS[method])
+        if "n_init" in opts:  # a fraction of the paper's initial design (as many as dims)
+            opts["n_init"] = max(2, round(opts["n_init"] * initial_design_size(space)))
+        if len(objs) > 1:
+            mo = {
+                k: v
+                for k, v in opts.items()
+                if k in ("reference", "front", "n_init", "feasibility")
+            }
+            return ScootMOBO(space, objs, parallelism=k, seed=seed, slo=slo, **mo)
+        so = {k: v for k, v in opts.items() if k in ("ucb", "n_init", "feasibility")}
+        return ScootSOBO(space, objs[0], parallelism=k, seed=seed, slo=slo, **so)
     if method in ("scoot", "scoot_batch"):
         # scoot_batch: the batch variants that are not the paper's (MOBO's Kriging believer,
         # SOBO's diverse picks from the MACE Pareto set), to decide the defaults.
@@ -428,7 +454,14 @@ def main(argv: list[str] | None = None) -> int:
     # QUALITY_METHODS="scoot,random" runs and summarises only those methods (a partial plan:
     # the result says which; the full plan resumes from the same log).
     if os.environ.get("QUALITY_METHODS"):
-        methods = tuple(m for m in methods if m in os.environ["QUALITY_METHODS"].split(","))
+        named = os.environ["QUALITY_METHODS"].split(",")
+        methods = tuple(m for m in (*methods, *EXPERIMENTS) if m in named)
+    # QUALITY_SERVICES="a,b" runs only those services. A partial plan writes
+    # quality_v2_partial.json, never the full result.
+    if os.environ.get("QUALITY_SERVICES"):
+        wanted_s = os.environ["QUALITY_SERVICES"].split(",")
+        services = [s for s in services if s.name in wanted_s]
+    partial = bool(os.environ.get("QUALITY_METHODS") or os.environ.get("QUALITY_SERVICES"))
     cost = {"vanilla_bo": 3, "scoot": 3, "scoot_batch": 3, "botorch": 3, "optuna_gp": 2}
     tasks = [
         (m, s, seed, k, budget)
@@ -479,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
         out["methods"]["scoot"]["suggest_seconds_p50_at_100"] = json.loads(at100.read_text())[
             "suggest_seconds_p50_at_100"
         ]
-    return finish("quality_v2" + ("_quick" if args.quick else ""), out)
+    name = "quality_v2" + ("_quick" if args.quick else "") + ("_partial" if partial else "")
+    return finish(name, out)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
 
@@ -71,3 +72,74 @@ def test_delta_starts_after_the_initial_design() -> None:
     assert gate_for(SPACE, history, 1, np.random.default_rng(1)).delta == 0.65
     failed = [*history, Observation(configs[11], False)]
     assert gate_for(SPACE, failed, 1, np.random.default_rng(1), n_init=6).delta == 0.5
+
+
+def _two_causes(n: int, seed: int) -> tuple[NDArray[np.float64], list[int | None]]:
+    """Flag 0 below 0.5 is refused outright (70B on one GPU); above it, flag 1 below 0.6 runs
+    out of memory at start-up; the rest runs. No refused config has flag 1 above 0.9, so
+    one forest can explain the refusals by flag 1 as well as by flag 0."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 3))
+    x[x[:, 0] < 0.5, 1] *= 0.9
+    stages: list[int | None] = [0 if u[0] < 0.5 else 1 if u[1] < 0.6 else None for u in x]
+    return x, stages
+
+
+def test_failed_stage_orders_a_launch() -> None:
+    from scoot.domain import FailureKind, Observation
+    from scoot.optim.feasibility import STAGES, failed_stage
+    from synthetic import SPACE, synthetic_metrics
+
+    c = SPACE.default() or SPACE.decode(np.full(SPACE.dim, 0.5))
+    assert failed_stage(Observation(c, True, synthetic_metrics(c))) is None
+    assert failed_stage(Observation(c, False, None, FailureKind.INVALID_ARGS)) == 0
+    assert failed_stage(Observation(c, False, None, FailureKind.STARTUP_OOM)) == 1
+    assert failed_stage(Observation(c, False, None, FailureKind.HANG)) == 2
+    assert failed_stage(Observation(c, False, None, None)) == len(STAGES) - 1
+    # Every failure kind belongs to exactly one stage.
+    kinds = [k for s in STAGES for k in s]
+    assert sorted(kinds) == sorted(FailureKind)
+
+
+def test_staged_forest_learns_each_cause_by_its_own_flag() -> None:
+    from scoot.optim.feasibility import StagedFeasibility
+
+    x, stages = _two_causes(40, 0)
+    model = StagedFeasibility().fit(x, stages, np.random.default_rng(1))
+    probe = np.array(
+        [
+            [0.2, 0.95, 0.5],  # refused: flag 0 says so, though no refusal was seen up here
+            [0.8, 0.3, 0.5],  # out of memory
+            [0.8, 0.95, 0.5],  # runs
+        ]
+    )
+    pof = model.pof(probe)
+    assert pof[0] < 0.2
+    assert pof[1] < 0.2
+    assert pof[2] > 0.8
+    # A stage where nothing failed passes everywhere: only refusals seen, POF of the rest is 1.
+    only = StagedFeasibility().fit(
+        x, [s if s == 0 else None for s in stages], np.random.default_rng(1)
+    )
+    assert only.pof(probe[2:])[0] > 0.8
+
+
+def test_staged_gate_is_selectable_and_checked() -> None:
+    from scoot.domain import FailureKind, Observation
+    from scoot.optim.feasibility import StagedFeasibility, gate_for
+    from synthetic import SPACE, synthetic_metrics
+
+    rng = np.random.default_rng(0)
+    configs = [SPACE.decode(u) for u in rng.random((10, SPACE.dim))]
+    history = [
+        Observation(c, False, None, FailureKind.INVALID_ARGS)
+        if i % 3 == 0
+        else Observation(c, True, synthetic_metrics(c))
+        for i, c in enumerate(configs)
+    ]
+    staged = gate_for(SPACE, history, 1, np.random.default_rng(1), feasibility="staged")
+    assert isinstance(staged.pof, StagedFeasibility)
+    paper = gate_for(SPACE, history, 1, np.random.default_rng(1))
+    assert isinstance(paper.pof, FeasibilityModel)
+    with pytest.raises(ValueError, match="feasibility must be one of staged, paper"):
+        gate_for(SPACE, history, 1, np.random.default_rng(1), feasibility="forest")

@@ -89,3 +89,49 @@ def test_batch_variant_is_checked() -> None:
     history = [_obs(c) for c in SobolSuggester(SPACE).sample(10, np.random.default_rng(7))]
     out = mobo.suggest(history, 3, np.random.default_rng(0))
     assert len({s.config for s in out}) == 3
+
+
+def test_box_reference_is_the_default_relaxed_where_asked() -> None:
+    pts = np.array([[1.0, 3.0], [2.0, 2.0], [3.0, 1.0]])
+    on_front = np.array([2.0, 2.0])
+    box = on_front + np.log(2.0)
+    # The box wins over both the default and the nadir fallback.
+    assert np.array_equal(choose_reference(pts, on_front, box), box)
+    assert np.allclose(choose_reference(pts, on_front), [3.2, 3.2])
+
+
+def test_box_reference_gives_no_credit_beyond_twice_the_default() -> None:
+    """The reason for ``reference = "box"``: a prefill-starving point (TTFT 40 times the
+    default's, TPOT lower) spans most of the nadir box and none of the 2x box."""
+    from scoot.optim.ehvi import ehvi
+
+    default = np.log([100.0, 20.0])
+    front = np.vstack([default, np.log([5000.0, 10.0])])
+    starving = np.log([[4000.0, 8.0]])
+    near = np.log([[150.0, 15.0]])
+    sd = np.full((1, 2), 1e-3)
+    box = default + np.log(2.0)
+    assert ehvi(starving, sd, front, box)[0] == 0.0
+    assert ehvi(near, sd, front, box)[0] > 0.0
+    nadir = nadir_reference(front)
+    assert ehvi(starving, sd, front, nadir)[0] > 0.0
+
+
+def test_reference_and_front_options_are_checked_and_run() -> None:
+    import pytest
+
+    with pytest.raises(ValueError, match="reference must be one of paper, box"):
+        ScootMOBO(SPACE, TWO, reference="nadir")
+    with pytest.raises(ValueError, match="front must be one of observed, posterior"):
+        ScootMOBO(SPACE, TWO, front="mean")
+    history = [_obs(c) for c in SobolSuggester(SPACE).sample(10, np.random.default_rng(7))]
+    default = SPACE.default()
+    if default is not None:
+        history.insert(0, _obs(default))
+    for reference, front in (("box", "observed"), ("paper", "posterior")):
+        mobo = ScootMOBO(
+            SPACE, TWO, n_init=6, pop=20, gens=8, epochs=40, reference=reference, front=front
+        )
+        out = mobo.suggest(history, 2, np.random.default_rng(0))
+        assert len({s.config for s in out}) == 2
+        assert not {s.config for s in out} & {o.config for o in history}

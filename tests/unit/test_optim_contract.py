@@ -283,3 +283,25 @@ def test_a_diverse_sobo_batch_spreads_over_the_pareto_set() -> None:
         assert picks[0] == paper[0]  # the first pick is the paper's random draw
     with pytest.raises(ValueError, match="batch must be one of paper, diverse"):
         ScootSOBO(SPACE, Objective.P95_LATENCY, batch="spread")
+
+
+def test_ucb_multiplier_is_sqrt_beta_or_eq6s_beta() -> None:
+    import math
+
+    from scoot.optim.sobo import ucb_beta
+
+    sobo = ScootSOBO(SPACE, Objective.P95_LATENCY)
+    assert sobo.kappa(20) == pytest.approx(math.sqrt(ucb_beta(20)))
+    paper = ScootSOBO(SPACE, Objective.P95_LATENCY, ucb="paper")
+    assert paper.kappa(20) == pytest.approx(ucb_beta(20))
+    assert paper.kappa(20) > sobo.kappa(20)
+    with pytest.raises(ValueError, match="ucb must be one of sqrt, paper"):
+        ScootSOBO(SPACE, Objective.P95_LATENCY, ucb="beta")
+
+
+def test_feasibility_model_is_checked_on_both_scoot_optimizers() -> None:
+    with pytest.raises(ValueError, match="feasibility must be one of staged, paper"):
+        ScootSOBO(SPACE, Objective.P95_LATENCY, feasibility="forest")
+    with pytest.raises(ValueError, match="feasibility must be one of staged, paper"):
+        ScootMOBO(SPACE, (Objective.TTFT, Objective.TPOT), feasibility="forest")
+    assert ScootSOBO(SPACE, Objective.P95_LATENCY, feasibility="staged").feasibility == "staged"

@@ -8,6 +8,16 @@ replayed from the history of evaluated batches exactly as Algorithm 1 adjusts it
 - line 3: Delta = 0.5, c = 0, v = 0.05;
 - lines 7-9: a batch with an invalid result: Delta = min(0.75, max(0.5, Delta + v)), c = 0;
 - lines 10-14: otherwise c += k, and once c >= 5: Delta = max(0.25, Delta - v), c -= 5.
+
+``feasibility = "staged"`` (:class:`StagedFeasibility`) refines the paper's single forest with
+what the launcher already knows: *where* a config failed. A launch passes three stages in
+order (its arguments are accepted, the engine starts, it serves the stress test), and a config
+that failed at one stage says nothing about the later ones. One forest per stage, on the
+configs that reached it, gives ``POF = prod_s P(pass s | reached s)``. Where crashes have
+different causes (70B on one GPU is refused outright; on two it runs out of memory at small
+memory shares), one forest over both must explain them with one set of splits, and with a few
+dozen points it often picks the wrong flag; per stage each cause is its own clean split.
+``"paper"`` keeps the single forest of §4.7. docs/benchmarks.md says which measured better.
 """
 
 from __future__ import annotations
@@ -17,7 +27,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from scoot.domain import Observation
+from scoot.domain import FailureKind, Observation
 from scoot.optim.space import SearchSpace
 
 DELTA_START = 0.5
@@ -25,6 +35,34 @@ DELTA_STEP = 0.05
 DELTA_CAP = 0.75
 DELTA_FLOOR = 0.25
 FEASIBLE_RUN = 5
+
+FEASIBILITIES = ("staged", "paper")
+"""The hidden-constraint models (module docstring)."""
+
+STAGES: tuple[frozenset[FailureKind], ...] = (
+    frozenset({FailureKind.INVALID_ARGS}),
+    frozenset(
+        {
+            FailureKind.STARTUP_OOM,
+            FailureKind.KV_CACHE_TOO_SMALL,
+            FailureKind.STARTUP_CRASH,
+            FailureKind.STARTUP_TIMEOUT,
+        }
+    ),
+    frozenset({FailureKind.CRASH_UNDER_LOAD, FailureKind.HANG, FailureKind.SLO_UNMEASURABLE}),
+)
+"""A launch's stages in order, by the failures that end it there: arguments, start-up, load.
+A failure of no known kind counts as the last stage's."""
+
+
+def failed_stage(o: Observation) -> int | None:
+    """The index in :data:`STAGES` where ``o`` failed; None where it ran."""
+    if o.feasible:
+        return None
+    for i, kinds in enumerate(STAGES):
+        if o.failure in kinds:
+            return i
+    return len(STAGES) - 1
 
 
 def delta_after(batches: Sequence[Sequence[bool]]) -> float:
@@ -87,6 +125,39 @@ class FeasibilityModel:
         return out
 
 
+class StagedFeasibility:
+    """POF(x) = prod over stages of P(pass the stage | reached it), one
+    :class:`FeasibilityModel` per stage on the configs that reached it (module docstring)."""
+
+    def __init__(self, n_estimators: int = 100) -> None:
+        self.n_estimators = n_estimators
+        self._stages: list[FeasibilityModel] = []
+
+    def fit(
+        self, x: NDArray[np.float64], stages: Sequence[int | None], rng: np.random.Generator
+    ) -> StagedFeasibility:
+        """Train on unit-cube points ``x`` (n, d) and where each failed
+        (:func:`failed_stage`; None where it ran)."""
+        x = np.asarray(x, dtype=float)
+        at = np.array([len(STAGES) if s is None else s for s in stages], dtype=int)
+        self._stages = []
+        for i in range(len(STAGES)):
+            reached = at >= i
+            if not np.any(at[reached] == i):
+                continue  # nothing failed here: this stage passes everywhere
+            model = FeasibilityModel(self.n_estimators)
+            self._stages.append(model.fit(x[reached], at[reached] > i, rng))
+        return self
+
+    def pof(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
+        """Probability of feasibility of each row of ``x`` (m, d)."""
+        x = np.atleast_2d(np.asarray(x, dtype=float))
+        out = np.ones(len(x))
+        for model in self._stages:
+            out = out * model.pof(x)
+        return out
+
+
 class Gate:
     """Where a solver may go: every known constraint holds and ``POF >= Delta`` (Eq. 3).
 
@@ -94,7 +165,12 @@ class Gate:
     serve HEBO's and pymoo's solvers.
     """
 
-    def __init__(self, space: SearchSpace, pof: FeasibilityModel | None, delta: float) -> None:
+    def __init__(
+        self,
+        space: SearchSpace,
+        pof: FeasibilityModel | StagedFeasibility | None,
+        delta: float,
+    ) -> None:
         self.space = space
         self.pof = pof
         self.delta = delta
@@ -119,16 +195,25 @@ def gate_for(
     *,
     use_forest: bool = True,
     n_init: int = 0,
+    feasibility: str = "paper",
 ) -> Gate:
     """The gate of one suggestion round: the forest on every observation, Delta replayed from
     the batches evaluated after the first ``n_init`` observations (the default and the
     initial design: Algorithm 1 sets Delta = 0.5, c = 0 at line 3, after the design, and
     adjusts it at lines 5-14 per BO batch). ``use_forest=False`` is the ablation of the
-    paper's Figure 12: known constraints only."""
+    paper's Figure 12: known constraints only. ``feasibility`` picks the forest (module
+    docstring)."""
     if not use_forest:
         return Gate(space, None, 0.0)
+    if feasibility not in FEASIBILITIES:
+        raise ValueError(
+            f"feasibility must be one of {', '.join(FEASIBILITIES)}, not {feasibility!r}"
+        )
     feasible = [o.feasible for o in history]
-    pof = FeasibilityModel().fit(
-        np.array([space.encode(o.config) for o in history]), np.array(feasible), rng
-    )
+    x = np.array([space.encode(o.config) for o in history])
+    pof: FeasibilityModel | StagedFeasibility
+    if feasibility == "staged":
+        pof = StagedFeasibility().fit(x, [failed_stage(o) for o in history], rng)
+    else:
+        pof = FeasibilityModel().fit(x, np.array(feasible), rng)
     return Gate(space, pof, delta_after(batches_of(feasible[n_init:], parallelism)))

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from scoot.domain import Config, Observation, OutcomeConstraint, Suggestion
-from scoot.optim.feasibility import Gate, gate_for
+from scoot.optim.feasibility import FEASIBILITIES, Gate, gate_for
 from scoot.optim.outcomes import SloModel
 from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
 from scoot.optim.space import SearchSpace
@@ -39,7 +39,13 @@ class GatedBO(ABC):
         use_forest: bool,
         seed: int | None = None,
         slo: Sequence[OutcomeConstraint] = (),
+        feasibility: str = "paper",
     ) -> None:
+        if feasibility not in FEASIBILITIES:
+            raise ValueError(
+                f"feasibility must be one of {', '.join(FEASIBILITIES)}, not {feasibility!r}"
+            )
+        self.feasibility = feasibility
         self.space = space
         self.slo = tuple(slo)
         self.slo_model: SloModel | None = None
@@ -68,6 +74,7 @@ class GatedBO(ABC):
             rng,
             use_forest=self.use_forest,
             n_init=self.n_init,
+            feasibility=self.feasibility,
         )
         with hebo_round(rng):
             self.slo_model = (
@@ -88,7 +95,14 @@ class GatedBO(ABC):
         forest is used or nothing has failed."""
         if not self.use_forest or all(o.feasible for o in history):
             return self.sobol.suggest(history, n, rng)
-        gate = gate_for(self.space, history, self.parallelism, rng, n_init=self.n_init)
+        gate = gate_for(
+            self.space,
+            history,
+            self.parallelism,
+            rng,
+            n_init=self.n_init,
+            feasibility=self.feasibility,
+        )
         seen = {o.config for o in history}
         pool = self.sobol.sample(SCREEN * n, rng, seen)
         if gate.pof is None or not pool:

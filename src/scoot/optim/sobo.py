@@ -38,6 +38,10 @@ __all__ = ["XI", "ScootSOBO", "isolated_random_state", "ucb_beta"]
 XI = 1e-4
 
 
+UCBS = ("sqrt", "paper")
+"""UCB's multiplier of sigma: ``sqrt(beta)`` (GP-UCB's convention, HEBO's kappa) or ``beta``
+itself, as Eq. 6 writes it (docs/benchmarks.md: which measured better)."""
+
 SOBO_BATCHES = ("paper", "diverse")
 """How SOBO picks k suggestions from MACE's Pareto set (:meth:`ScootSOBO._pick`)."""
 
@@ -68,7 +72,12 @@ class ScootSOBO(GatedBO):
         seed: int | None = None,
         slo: Sequence[OutcomeConstraint] = (),
         batch: str = "paper",
+        ucb: str = "sqrt",
+        feasibility: str = "paper",
     ) -> None:
+        if ucb not in UCBS:
+            raise ValueError(f"ucb must be one of {', '.join(UCBS)}, not {ucb!r}")
+        self.ucb = ucb
         if batch not in SOBO_BATCHES:
             raise ValueError(f"batch must be one of {', '.join(SOBO_BATCHES)}, not {batch!r}")
         self.batch = batch
@@ -80,10 +89,17 @@ class ScootSOBO(GatedBO):
             use_forest=use_forest,
             seed=seed,
             slo=slo,
+            feasibility=feasibility,
         )
         self.objective = objective
         self.pop = pop
         self.iters = iters
+
+    def kappa(self, t: int) -> float:
+        """LCB's multiplier of sigma in round ``t``: ``sqrt(beta_t)`` (``ucb = "sqrt"``) or
+        ``beta_t`` as Eq. 6 writes it (``ucb = "paper"``)."""
+        beta = ucb_beta(t)
+        return math.sqrt(beta) if self.ucb == "sqrt" else beta
 
     def _candidates(
         self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
@@ -151,7 +167,7 @@ class ScootSOBO(GatedBO):
         acq = ConstrainedMACE(
             model,
             best_y=float(py_best.detach().numpy().squeeze()),
-            kappa=math.sqrt(ucb_beta(t)),
+            kappa=self.kappa(t),
             eps=XI,
         )
         opt = EvolutionOpt(hspace, acq, pop=self.pop, iters=self.iters, verbose=False)
