@@ -149,9 +149,9 @@ class StudySpec:
     """``[capacity] max_steps``: rate probes per trial at most."""
     variant: str = "default"
     """``variant``: how a round of k > 1 suggestions is chosen. ``default``: MOBO's Kriging
-    believer along the front, SOBO's maximin-diverse picks from MACE's Pareto set, which
-    measured better on suite v2 (docs/benchmarks.md); ``paper``: the paper's top-k by EHVI
-    and random picks from the MACE Pareto set. One suggestion a round is the same in both."""
+    believer along the front, SOBO's maximin-diverse picks from MACE's Pareto set;
+    ``paper``: the paper's top-k by EHVI and random picks from the MACE Pareto set
+    (docs/benchmarks.md: what each measured). One suggestion a round is the same in both."""
 
     @property
     def defaults(self) -> dict[str, Value] | None:

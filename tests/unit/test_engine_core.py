@@ -51,13 +51,19 @@ def test_crash_rules_where_vllm_crashes() -> None:
     )
     # Llama-3.1-8B at its full 128k context needs 16 GiB of KV: not on a 24 GB card.
     assert _kind(EngineArgs(model="llama-3.1-8b", gpu="a10")) == "kv_cache_too_small"
-    # Too little memory left for any KV block.
+    # Too little memory left for any KV block: vLLM's "No available memory for the cache
+    # blocks", the launcher's kv_cache_too_small (a memory-share failure past the load).
     assert (
         _kind(
             EngineArgs(
                 model="llama-3.1-8b", gpu="a10", max_model_len=8192, gpu_memory_utilization=0.7
             )
         )
+        == "kv_cache_too_small"
+    )
+    # Weights that do not fit fail at load even where no step table exists for them.
+    assert (
+        _kind(EngineArgs(model="llama-3.1-70b", gpu="h100", max_model_len=4096, timing="table"))
         == "startup_oom"
     )
     assert _kind(EngineArgs(max_num_seqs=512, max_num_batched_tokens=256)) == "invalid_args"

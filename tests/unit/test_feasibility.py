@@ -75,9 +75,10 @@ def test_delta_starts_after_the_initial_design() -> None:
 
 
 def _two_causes(n: int, seed: int) -> tuple[NDArray[np.float64], list[int | None]]:
-    """Flag 0 below 0.5 is refused outright (70B on one GPU); above it, flag 1 below 0.6 runs
-    out of memory at start-up; the rest runs. No refused config has flag 1 above 0.9, so
-    one forest can explain the refusals by flag 1 as well as by flag 0."""
+    """Flag 0 below 0.5 runs out of memory loading the weights (70B on one GPU); above it,
+    flag 1 below 0.6 leaves nothing for the KV cache; the rest runs. No config of the first
+    kind has flag 1 above 0.9, so one forest can explain those failures by flag 1 as well as
+    by flag 0."""
     rng = np.random.default_rng(seed)
     x = rng.random((n, 3))
     x[x[:, 0] < 0.5, 1] *= 0.9
@@ -94,7 +95,8 @@ def test_failed_stage_orders_a_launch() -> None:
     assert failed_stage(Observation(c, True, synthetic_metrics(c))) is None
     assert failed_stage(Observation(c, False, None, FailureKind.INVALID_ARGS)) == 0
     assert failed_stage(Observation(c, False, None, FailureKind.STARTUP_OOM)) == 1
-    assert failed_stage(Observation(c, False, None, FailureKind.HANG)) == 2
+    assert failed_stage(Observation(c, False, None, FailureKind.KV_CACHE_TOO_SMALL)) == 2
+    assert failed_stage(Observation(c, False, None, FailureKind.HANG)) == 3
     assert failed_stage(Observation(c, False, None, None)) == len(STAGES) - 1
     # Every failure kind belongs to exactly one stage.
     kinds = [k for s in STAGES for k in s]
@@ -108,8 +110,8 @@ def test_staged_forest_learns_each_cause_by_its_own_flag() -> None:
     model = StagedFeasibility().fit(x, stages, np.random.default_rng(1))
     probe = np.array(
         [
-            [0.2, 0.95, 0.5],  # refused: flag 0 says so, though no refusal was seen up here
-            [0.8, 0.3, 0.5],  # out of memory
+            [0.2, 0.95, 0.5],  # the weights do not fit: flag 0 says so, unseen up here
+            [0.8, 0.3, 0.5],  # no memory left for the KV cache
             [0.8, 0.95, 0.5],  # runs
         ]
     )
@@ -117,9 +119,9 @@ def test_staged_forest_learns_each_cause_by_its_own_flag() -> None:
     assert pof[0] < 0.2
     assert pof[1] < 0.2
     assert pof[2] > 0.8
-    # A stage where nothing failed passes everywhere: only refusals seen, POF of the rest is 1.
+    # A stage where nothing failed passes everywhere: only load failures seen, the rest runs.
     only = StagedFeasibility().fit(
-        x, [s if s == 0 else None for s in stages], np.random.default_rng(1)
+        x, [s if s == 1 else None for s in stages], np.random.default_rng(1)
     )
     assert only.pof(probe[2:])[0] > 0.8
 

@@ -62,7 +62,7 @@ def test_argv_template_and_export() -> None:
         (
             1,
             "ValueError: No available memory for the cache blocks. Try increasing",
-            FailureKind.STARTUP_OOM,
+            FailureKind.KV_CACHE_TOO_SMALL,
         ),
         (
             1,

@@ -401,11 +401,13 @@ _PATTERNS: tuple[tuple[FailureKind, tuple[str, ...]], ...] = (
         (
             "KV cache is needed, which is larger than the available",
             "estimated maximum model length",
+            # Nothing left for the cache: the same cause (the memory share), past the load.
+            "No available memory for the cache blocks",
         ),
     ),
     (
         FailureKind.STARTUP_OOM,
-        ("CUDA out of memory", "OutOfMemoryError", "No available memory for the cache blocks"),
+        ("CUDA out of memory", "OutOfMemoryError"),
     ),
     (
         FailureKind.INVALID_ARGS,

@@ -23,8 +23,9 @@ from scoot.study import StudySpec
 def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     """The paper's optimizer for the study's objectives: SOBO (HEBO-MACE with random-forest
     feasibility) for one objective, MOBO (EHVI) for TTFT and TPOT. With k > 1 GPU sets the
-    batch is chosen as ``variant`` says: ``default`` (diverse picks, a Kriging believer: they
-    measured better on suite v2) or ``paper``."""
+    batch is chosen as ``variant`` says: ``default`` (diverse picks, a Kriging believer) or
+    ``paper``. The staged forest (``feasibility = "staged"``) fails less but scored lower on
+    suite v2, so neither variant uses it (docs/benchmarks.md)."""
     k = len(spec.gpu_sets)
     paper = spec.variant == "paper"
     if len(spec.objectives) == 1:

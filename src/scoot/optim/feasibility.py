@@ -11,12 +11,14 @@ replayed from the history of evaluated batches exactly as Algorithm 1 adjusts it
 
 ``feasibility = "staged"`` (:class:`StagedFeasibility`) refines the paper's single forest with
 what the launcher already knows: *where* a config failed. A launch passes three stages in
-order (its arguments are accepted, the engine starts, it serves the stress test), and a config
-that failed at one stage says nothing about the later ones. One forest per stage, on the
+order (its arguments are accepted, the weights load, memory is left for the KV cache, it
+serves the stress test; :data:`STAGES`), and a config that failed at one stage says nothing
+about the later ones. One forest per stage, on the
 configs that reached it, gives ``POF = prod_s P(pass s | reached s)``. Where crashes have
-different causes (70B on one GPU is refused outright; on two it runs out of memory at small
-memory shares), one forest over both must explain them with one set of splits, and with a few
-dozen points it often picks the wrong flag; per stage each cause is its own clean split.
+different causes (70B on one H100 runs out of memory loading its weights; on two, small
+memory shares leave nothing for the KV cache), one forest over both must explain them with
+one set of splits, and with a few dozen points it often picks the wrong flag; per stage, each
+cause is its own clean split.
 ``"paper"`` keeps the single forest of §4.7. docs/benchmarks.md says which measured better.
 """
 
@@ -41,18 +43,22 @@ FEASIBILITIES = ("staged", "paper")
 
 STAGES: tuple[frozenset[FailureKind], ...] = (
     frozenset({FailureKind.INVALID_ARGS}),
+    frozenset({FailureKind.STARTUP_OOM, FailureKind.STARTUP_CRASH}),
+    frozenset({FailureKind.KV_CACHE_TOO_SMALL}),
     frozenset(
         {
-            FailureKind.STARTUP_OOM,
-            FailureKind.KV_CACHE_TOO_SMALL,
-            FailureKind.STARTUP_CRASH,
             FailureKind.STARTUP_TIMEOUT,
+            FailureKind.CRASH_UNDER_LOAD,
+            FailureKind.HANG,
+            FailureKind.SLO_UNMEASURABLE,
         }
     ),
-    frozenset({FailureKind.CRASH_UNDER_LOAD, FailureKind.HANG, FailureKind.SLO_UNMEASURABLE}),
 )
-"""A launch's stages in order, by the failures that end it there: arguments, start-up, load.
-A failure of no known kind counts as the last stage's."""
+"""A launch's stages in order, by the failures that end it there: its arguments are accepted,
+the weights load and the profiling run fits, memory is left for the KV cache, it serves the
+stress test. A failure of no known kind counts as the last stage's. (An out-of-memory in
+CUDA-graph capture comes after the cache in vLLM, but its message is a load's: it counts as
+the load's, an approximation the forests absorb.)"""
 
 
 def failed_stage(o: Observation) -> int | None:

@@ -15,7 +15,7 @@ from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from scoot.engine.embedded.hardware import GIB, GPUS, MODELS, ModelSpec, find_model
+from scoot.engine.embedded.hardware import GIB, GPUS, MODELS, GpuSpec, ModelSpec, find_model
 from scoot.engine.embedded.perf import (
     MemoryPlan,
     PerfModel,
@@ -232,6 +232,9 @@ class EngineArgs:
         elif self.timing != "roofline":
             perf = table_perf(gpu.name, model.name, tp, model.layers)
             if perf is None and self.timing == "table":
+                # What vLLM would hit first: weights that do not fit the GPUs fail at load
+                # (70B on one H100), whatever step times this engine lacks for them.
+                _weights_fit_check(self, gpu, model, tp)
                 raise EngineStartupError(
                     "invalid_args",
                     f"--timing table: no measured step table for {model.name} on {gpu.name} "
@@ -250,6 +253,35 @@ class EngineArgs:
             max_num_active_seqs=active if active is not None else mns,
             twin=twin,
             block_size=block_size,
+        )
+
+
+def _weights_fit_check(args: EngineArgs, gpu: GpuSpec, model: ModelSpec, tp: int) -> None:
+    """Raise vLLM's load-time OOM where the weights alone exceed what the GPUs can hold."""
+    _raise_if_weights_oom(
+        plan_memory(
+            gpu,
+            model,
+            tp=tp,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            max_num_batched_tokens=1,
+            max_num_seqs=1,
+            block_size=args.block_size or 16,
+            enforce_eager=True,
+            max_cudagraph_capture_size=None,
+            facts=None,
+        )
+    )
+
+
+def _raise_if_weights_oom(plan: MemoryPlan) -> None:
+    if plan.weights > plan.total - plan.non_torch:
+        raise EngineStartupError(
+            "startup_oom",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
+            f"{plan.weights / GIB:.2f} GiB. GPU 0 has a total capacity of "
+            f"{plan.total / GIB:.2f} GiB of which {(plan.total - plan.non_torch) / GIB:.2f} "
+            "GiB is free.",
         )
 
 
@@ -302,17 +334,12 @@ class ResolvedArgs:
             max_cudagraph_capture_size=a.max_cudagraph_capture_size,
             facts=self.perf.memory,
         )
-        if plan.weights > plan.total - plan.non_torch:
-            raise EngineStartupError(
-                "startup_oom",
-                "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate "
-                f"{plan.weights / GIB:.2f} GiB. GPU 0 has a total capacity of "
-                f"{plan.total / GIB:.2f} GiB of which {(plan.total - plan.non_torch) / GIB:.2f} "
-                "GiB is free.",
-            )
+        _raise_if_weights_oom(plan)
         if plan.kv_cache <= 0:
+            # Past loading and profiling: the share left nothing for the KV cache, the same
+            # cause as a cache too small for one sequence (launcher.classify_exit agrees).
             raise EngineStartupError(
-                "startup_oom",
+                "kv_cache_too_small",
                 "ValueError: No available memory for the cache blocks. Try increasing "
                 "`gpu_memory_utilization` when initializing the engine. "
                 f"(requested {plan.requested / GIB:.2f} GiB = weights {plan.weights / GIB:.2f} "
