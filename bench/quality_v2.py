@@ -35,7 +35,9 @@ of variation over the draws); the others are reported, not counted.
 summarises the log as it stands. ``QUALITY_WORKERS`` sets the processes, ``QUALITY_KS="1"``
 runs only those k (two invocations on disjoint ks may append to one log).
 ``QUALITY_METHODS`` and ``QUALITY_SERVICES`` run only those methods (SCOOT's variants in
-``EXPERIMENTS`` among them) or services, summarised into quality_v2_partial.json. Every
+``EXPERIMENTS`` among them) or services, summarised into quality_v2_partial.json (not
+kept); the full summary's ``experiments`` compares every variant the log holds with
+``scoot`` on the cells both ran. Every
 finished run is appended to bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
 """
 
@@ -451,6 +453,42 @@ def summarise(
     }
 
 
+def experiments(
+    logged: list[dict[str, Any]], services: list[ServiceV2]
+) -> dict[str, dict[str, Any]]:
+    """Each of ``EXPERIMENTS`` against ``scoot`` on the (service, seed, k) cells both ran:
+    paired mean scores, their difference and its standard error, failures after the design.
+    Scored against every true value of the log (the experiments' among them)."""
+    names = {s.name for s in services}
+    rows = [dict(r) for r in logged if r["service"] in names]
+    summarise(rows, services, (), False)  # sets each run's score
+    cells: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+    for r in rows:
+        cells.setdefault((r["service"], r["seed"], r["k"]), {})[r["method"]] = r
+    out: dict[str, dict[str, Any]] = {}
+    for m in EXPERIMENTS:
+        pairs = [(c["scoot"], c[m]) for c in cells.values() if "scoot" in c and m in c]
+        if not pairs:
+            continue
+        diff = [b["score"] - a["score"] for a, b in pairs]
+        after = sum(b["evaluated_after_init"] for _, b in pairs)
+        out[m] = {
+            "options": EXPERIMENTS[m],
+            "cells": len(pairs),
+            "ks": sorted({b["k"] for _, b in pairs}),
+            "mean_score": _r(statistics.fmean(b["score"] for _, b in pairs)),
+            "scoot_mean_score": _r(statistics.fmean(a["score"] for a, _ in pairs)),
+            "difference": _r(statistics.fmean(diff)),
+            "difference_se": _r(statistics.stdev(diff) / math.sqrt(len(diff)))
+            if len(diff) > 1
+            else None,
+            "failed_after_init_fraction": _r(sum(b["failed_after_init"] for _, b in pairs) / after)
+            if after
+            else None,
+        }
+    return out
+
+
 def _r(x: float) -> float:
     return round(float(x), 4)
 
@@ -527,6 +565,8 @@ def main(argv: list[str] | None = None) -> int:
             **summarise(runs, services, methods, args.quick),
         }
     )
+    if not partial and not args.quick:
+        out["experiments"] = experiments(list(done.values()), services)
     at100 = RESULTS / "suggest_time.json"
     if at100.exists() and "scoot" in out["methods"]:
         out["methods"]["scoot"]["suggest_seconds_p50_at_100"] = json.loads(at100.read_text())[
