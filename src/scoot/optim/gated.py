@@ -67,15 +67,7 @@ class GatedBO(ABC):
             return self.sobol.suggest(history, n, rng)
         if len(feasible) < 2:
             return self._screened_sobol(history, n, rng)
-        gate = gate_for(
-            self.space,
-            history,
-            self.parallelism,
-            rng,
-            use_forest=self.use_forest,
-            n_init=self.n_init,
-            feasibility=self.feasibility,
-        )
+        gate = self._gate(history, rng)
         with hebo_round(rng):
             self.slo_model = (
                 SloModel(self.space, feasible, self.slo, epochs=self.epochs) if self.slo else None
@@ -86,6 +78,18 @@ class GatedBO(ABC):
         picked = self._pick(fresh, n, rng)
         return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
 
+    def _gate(self, history: Sequence[Observation], rng: np.random.Generator) -> Gate:
+        """This round's gate: known constraints, and the forest with Algorithm 1's Delta."""
+        return gate_for(
+            self.space,
+            history,
+            self.parallelism,
+            rng,
+            use_forest=self.use_forest,
+            n_init=self.n_init,
+            feasibility=self.feasibility,
+        )
+
     def _screened_sobol(
         self, history: Sequence[Observation], n: int, rng: np.random.Generator
     ) -> list[Suggestion]:
@@ -95,14 +99,7 @@ class GatedBO(ABC):
         forest is used or nothing has failed."""
         if not self.use_forest or all(o.feasible for o in history):
             return self.sobol.suggest(history, n, rng)
-        gate = gate_for(
-            self.space,
-            history,
-            self.parallelism,
-            rng,
-            n_init=self.n_init,
-            feasibility=self.feasibility,
-        )
+        gate = self._gate(history, rng)
         seen = {o.config for o in history}
         pool = self.sobol.sample(SCREEN * n, rng, seen)
         if gate.pof is None or not pool:
