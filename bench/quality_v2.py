@@ -37,8 +37,8 @@ runs only those k (two invocations on disjoint ks may append to one log).
 ``QUALITY_METHODS`` and ``QUALITY_SERVICES`` run only those methods (SCOOT's variants in
 ``EXPERIMENTS`` among them) or services, summarised into quality_v2_partial.json (not
 kept); the full summary's ``experiments`` compares every variant the log holds with
-``scoot`` on the cells both ran. Every
-finished run is appended to bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
+``scoot`` on the cells both ran. Every finished run is appended to
+bench/results/quality_v2_runs.jsonl; a rerun skips what the log holds.
 """
 
 from __future__ import annotations
@@ -111,7 +111,6 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # UCB multiplier.
     "scoot_box": {"reference": "box"},
     "scoot_box_post": {"reference": "box", "front": "posterior"},
-    "scoot_post": {"front": "posterior"},
     "scoot_ucb_beta": {"ucb": "paper"},
     "scoot_half_init": {"n_init": 0.5},
     "scoot_staged": {"feasibility": "staged", "batch": "default"},
@@ -132,9 +131,7 @@ def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int)
         # k = 1; EXPERIMENTS: the paper's batches (or the default's, ``batch = "default"``)
         # with one option changed.
         opts = dict(EXPERIMENTS.get(method, {}))
-        paper = method == "scoot_paper" or (
-            method in EXPERIMENTS and opts.pop("batch", "paper") == "paper"
-        )
+        paper = opts.pop("batch", "default" if method == "scoot" else "paper") == "paper"
         if "n_init" in opts:  # a fraction of the paper's initial design (as many as dims)
             opts["n_init"] = max(2, round(opts["n_init"] * initial_design_size(space)))
         if len(objs) > 1:

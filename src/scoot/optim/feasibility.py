@@ -10,7 +10,7 @@ replayed from the history of evaluated batches exactly as Algorithm 1 adjusts it
 - lines 10-14: otherwise c += k, and once c >= 5: Delta = max(0.25, Delta - v), c -= 5.
 
 ``feasibility = "staged"`` (:class:`StagedFeasibility`) refines the paper's single forest with
-what the launcher already knows: *where* a config failed. A launch passes three stages in
+what the launcher already knows: *where* a config failed. A launch passes four stages in
 order (its arguments are accepted, the weights load, memory is left for the KV cache, it
 serves the stress test; :data:`STAGES`), and a config that failed at one stage says nothing
 about the later ones. One forest per stage, on the
@@ -30,6 +30,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from scoot.domain import FailureKind, Observation
+from scoot.optim.protocol import one_of
 from scoot.optim.space import SearchSpace
 
 DELTA_START = 0.5
@@ -211,10 +212,7 @@ def gate_for(
     docstring)."""
     if not use_forest:
         return Gate(space, None, 0.0)
-    if feasibility not in FEASIBILITIES:
-        raise ValueError(
-            f"feasibility must be one of {', '.join(FEASIBILITIES)}, not {feasibility!r}"
-        )
+    one_of("feasibility", feasibility, FEASIBILITIES)
     feasible = [o.feasible for o in history]
     x = np.array([space.encode(o.config) for o in history])
     pof: FeasibilityModel | StagedFeasibility

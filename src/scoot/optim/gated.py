@@ -18,6 +18,7 @@ import numpy as np
 from scoot.domain import Config, Observation, OutcomeConstraint, Suggestion
 from scoot.optim.feasibility import FEASIBILITIES, Gate, gate_for
 from scoot.optim.outcomes import SloModel
+from scoot.optim.protocol import one_of
 from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import hebo_round
@@ -41,11 +42,7 @@ class GatedBO(ABC):
         slo: Sequence[OutcomeConstraint] = (),
         feasibility: str = "paper",
     ) -> None:
-        if feasibility not in FEASIBILITIES:
-            raise ValueError(
-                f"feasibility must be one of {', '.join(FEASIBILITIES)}, not {feasibility!r}"
-            )
-        self.feasibility = feasibility
+        self.feasibility = one_of("feasibility", feasibility, FEASIBILITIES)
         self.space = space
         self.slo = tuple(slo)
         self.slo_model: SloModel | None = None

@@ -41,6 +41,7 @@ from scoot.optim.feasibility import Gate
 from scoot.optim.gated import GatedBO
 from scoot.optim.mixed import pymoo_vars, to_unit
 from scoot.optim.outcomes import meets
+from scoot.optim.protocol import one_of
 from scoot.optim.results import pareto_mask
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import GP
@@ -165,16 +166,9 @@ class ScootMOBO(GatedBO):
         front: str = "observed",
         feasibility: str = "paper",
     ) -> None:
-        if batch not in BATCHES:
-            raise ValueError(f"batch must be one of {', '.join(BATCHES)}, not {batch!r}")
-        if reference not in REFERENCES:
-            raise ValueError(
-                f"reference must be one of {', '.join(REFERENCES)}, not {reference!r}"
-            )
-        if front not in FRONTS:
-            raise ValueError(f"front must be one of {', '.join(FRONTS)}, not {front!r}")
-        self.reference = reference
-        self.front = front
+        one_of("batch", batch, BATCHES)
+        self.reference = one_of("reference", reference, REFERENCES)
+        self.front = one_of("front", front, FRONTS)
         if len(objectives) < 2:
             raise ValueError("MOBO needs at least two objectives; use ScootSOBO for one")
         super().__init__(

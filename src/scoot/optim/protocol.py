@@ -14,6 +14,14 @@ import numpy as np
 from scoot.domain import Observation, Suggestion
 
 
+def one_of(option: str, value: str, allowed: Sequence[str]) -> str:
+    """``value`` if it is one of ``allowed``; else the one error every optimizer option
+    gives, naming the option and its values."""
+    if value not in allowed:
+        raise ValueError(f"{option} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
 class Suggester(Protocol):
     """Proposes configurations to evaluate next."""
 

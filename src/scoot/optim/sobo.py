@@ -30,6 +30,7 @@ from scoot.domain import Config, Objective, Observation, OutcomeConstraint
 from scoot.optim.feasibility import Gate
 from scoot.optim.gated import GatedBO
 from scoot.optim.outcomes import MIN_PROBABILITY, meets
+from scoot.optim.protocol import one_of
 from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import EDGE, GP, isolated_random_state, warp_output
 
@@ -75,12 +76,8 @@ class ScootSOBO(GatedBO):
         ucb: str = "sqrt",
         feasibility: str = "paper",
     ) -> None:
-        if ucb not in UCBS:
-            raise ValueError(f"ucb must be one of {', '.join(UCBS)}, not {ucb!r}")
-        self.ucb = ucb
-        if batch not in SOBO_BATCHES:
-            raise ValueError(f"batch must be one of {', '.join(SOBO_BATCHES)}, not {batch!r}")
-        self.batch = batch
+        self.ucb = one_of("ucb", ucb, UCBS)
+        self.batch = one_of("batch", batch, SOBO_BATCHES)
         super().__init__(
             space,
             parallelism=parallelism,
