@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # pip's isolated build environments too when passed through the environment.
 PIP := PIP_CONSTRAINT=$(CURDIR)/constraints.txt $(BIN)/pip
 
-.PHONY: help venv debian-packages demo test test-all check lint clean tables bench vllm-venv vllm-cpu test-vllm
+.PHONY: help venv debian-packages demo test test-slow test-all check lint clean tables bench vllm-venv vllm-cpu test-vllm
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
@@ -28,6 +28,9 @@ debian-packages:  ## redis-server and tmux, which some tests drive (installed wh
 
 test: venv debian-packages  ## run the default test suite (what CI runs)
 	$(BIN)/python -m pytest -q
+
+test-slow: venv debian-packages  ## the tests marked slow but real vLLM's (test-vllm): CI runs them
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/integration/test_real_vllm.py
 
 test-all: venv debian-packages  ## the default suite plus tests marked slow
 	$(BIN)/python -m pytest -q -m "slow or not slow"

@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from helpers import redis_server, wait_for, worker
 from pg_server import free_port, fresh_database
 from scoot.domain import AbandonCause, TrialState
@@ -41,6 +43,7 @@ def state(url: str) -> str:
         store.close()
 
 
+@pytest.mark.slow  # ~25-30 s: `make test-slow`, which CI runs
 def test_two_hosts_share_a_postgres_store_and_survive_a_killed_worker(
     make_study: Callable[..., Path], tmp_path: Path, pg_admin: str
 ) -> None:

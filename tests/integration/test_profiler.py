@@ -140,6 +140,7 @@ def _logged_blocks() -> int:
     return int(text.split("# GPU blocks: ")[1].split()[0])
 
 
+@pytest.mark.slow  # ~25-30 s: `make test-slow`, which CI runs
 def test_the_profiled_table_serves_as_a_twin(engine: str, tmp_path: Path) -> None:
     """`scoot-engine serve MODEL --table FILE`: the twin reports the profiled engine's KV
     capacity and context, and answers with its step times."""

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from helpers import engine_pids, trial_rows, wait_for
 from scoot.domain import AbandonCause, Config, TrialState
 from scoot.engine.launcher import EngineProcess, ProcessRef, free_port, group_alive, host_name
@@ -17,6 +19,7 @@ from scoot.jobs.store import Store
 from scoot.jobs.tasks import recover
 
 
+@pytest.mark.slow  # ~25-30 s: `make test-slow`, which CI runs
 def test_sigkill_during_fourth_evaluation_then_continue(
     make_study: Callable[..., Path], scoot_home: Path
 ) -> None:

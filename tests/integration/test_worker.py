@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from helpers import (
     counted,
     engine_pids,
@@ -119,6 +121,7 @@ def test_pause_resume_cancel(
         assert [dict(t) for t in trial_rows(db)] == [dict(t) for t in final]
 
 
+@pytest.mark.slow  # ~25-30 s: `make test-slow`, which CI runs
 def test_sigkill_worker_mid_evaluation_then_restart(
     make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
 ) -> None:

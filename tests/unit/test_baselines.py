@@ -106,7 +106,10 @@ def test_an_slo_miss_ranks_between_the_configs_that_met_it_and_the_failures() ->
     assert list(np.argsort(f[missed][:, 0])) == list(np.argsort(own))
 
 
-@pytest.mark.parametrize("name", ["tpe", "botorch", "vanilla-bo"])
+@pytest.mark.parametrize(
+    "name",
+    ["tpe", "botorch", pytest.param("vanilla-bo", marks=pytest.mark.slow)],  # HEBO: ~28 s
+)
 def test_a_baseline_told_the_slo_suggests_configs_that_meet_it(name: str) -> None:
     """Each baseline's own constraint handling (Optuna's constraints, BoTorch's outcome
     constraint, penalties) moves its suggestions into the region meeting the SLO, where the
