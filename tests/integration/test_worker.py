@@ -152,6 +152,7 @@ def test_sigkill_worker_mid_evaluation_then_restart(
     assert engine_pids(scoot_home) == []
 
 
+@pytest.mark.slow  # ~20-26 s: `make test-slow`, which CI runs
 def test_two_workers_share_a_redis_queue(
     make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
 ) -> None:
@@ -193,6 +194,7 @@ def test_two_studies_never_share_a_gpu_set(
     assert not clashes, clashes
 
 
+@pytest.mark.slow  # ~20-26 s: `make test-slow`, which CI runs
 def test_a_second_worker_takes_no_lock_the_first_holds(
     make_study: Callable[..., Path], scoot_home: Path, tmp_path: Path
 ) -> None:
