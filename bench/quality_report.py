@@ -61,7 +61,7 @@ def report(q: dict[str, Any]) -> str:
 
 def report_v2(q: dict[str, Any]) -> str:
     order = (
-        "scoot", "scoot_batch", "vanilla_bo", "botorch", "optuna_gp", "tpe", "random", "ga"
+        "scoot", "scoot_paper", "vanilla_bo", "botorch", "optuna_gp", "tpe", "random", "ga"
     )  # fmt: skip
     methods: dict[str, Any] = {n: q["methods"][n] for n in order if n in q["methods"]}
     ks = [str(k) for k in q["ks"]]

@@ -199,23 +199,41 @@ def minimised(service: ServiceV2, rows: list[dict[str, Any]]) -> np.ndarray:
     return log_objectives(vals, service.objectives)
 
 
+Evaluator = Callable[[dict[str, Any], int], dict[str, Any]]
+"""One noisy evaluation: a config's values and a stress-test draw to its result row."""
+
+
 def run_one(task: tuple[str, ServiceV2, int, int, int]) -> dict[str, Any]:
+    """One tuning run of suite v2 (:func:`run_noisy` on a fresh stress test per draw)."""
+    service = task[1]
+    return run_noisy(
+        task,
+        search_space(service),
+        lambda config, d: evaluate(service, config, d),
+        TrueValues(service),
+    )
+
+
+def run_noisy(
+    task: tuple[str, Any, int, int, int],
+    space: SearchSpace,
+    evaluator: Evaluator,
+    true: Callable[[Config], dict[str, Any]],
+) -> dict[str, Any]:
     """One tuning run: method x service x seed x k, ``budget`` noisy evaluations, then the
-    re-test and the true values of what it recommends."""
+    re-test and the true values of what it recommends (either suite's: ``evaluator`` runs one
+    draw, ``true`` gives a config's true value)."""
     method, service, seed, k, budget = task
-    space = search_space(service)
     suggester = make(method, service, space, k, seed)
     default = space.default()
     assert default is not None
     n_init = initial_design_size(space)
     rng = np.random.default_rng([seed, k, sum(map(ord, service.name))])
-    results: list[dict[str, Any]] = [
-        evaluate(service, default.as_dict(), draw(service, seed, k, 0))
-    ]
+    results: list[dict[str, Any]] = [evaluator(default.as_dict(), draw(service, seed, k, 0))]
     history: list[Observation] = [observation(default, results[0])]
 
     def observe(config: Config) -> Observation:
-        r = evaluate(service, config.as_dict(), draw(service, seed, k, len(results)))
+        r = evaluator(config.as_dict(), draw(service, seed, k, len(results)))
         results.append(r)
         return observation(config, r)
 
@@ -236,20 +254,21 @@ def run_one(task: tuple[str, ServiceV2, int, int, int]) -> dict[str, Any]:
     if service.capacity:
         steps = [r["rate_steps"] for r in results if r["ok"]]
         run["rate_steps_mean"] = statistics.fmean(steps) if steps else None
-    run.update(recommend(service, history, results, seed, k, budget))
+    run.update(recommend(service, history, results, seed, k, budget, evaluator, true))
     return run
 
 
 def recommend(
-    service: ServiceV2,
+    service: Any,
     history: list[Observation],
     results: list[dict[str, Any]],
     seed: int,
     k: int,
     budget: int,
+    evaluator: Evaluator,
+    true: Callable[[Config], dict[str, Any]],
 ) -> dict[str, Any]:
     """The re-test and the true values of the recommendation and of the best observation."""
-    true = TrueValues(service)
     ok = [(o.config, r) for o, r in zip(history, results, strict=True) if r["ok"]]
     # Under outcome constraints the candidates are the configs seen meeting them (all that ran
     # where none did: the recommendation then misses them and scores 0 unless it meets them in
@@ -275,7 +294,7 @@ def recommend(
         config, first = ok[int(i)]
         runs = [first]
         for _ in range(RETESTS):
-            runs.append(evaluate(service, config.as_dict(), draw(service, seed, k, extra)))
+            runs.append(evaluator(config.as_dict(), draw(service, seed, k, extra)))
             extra += 1
         if all(r["ok"] for r in runs):
             mean = {m: statistics.fmean(float(r[m]) for r in runs) for m in _metrics(service)}
@@ -329,9 +348,15 @@ class Scorer:
     """Scores of one service against its best known true value (the reference search's, or a
     better one some run found: every true value of every run counts)."""
 
-    def __init__(self, service: ServiceV2, runs: list[dict[str, Any]], quick: bool) -> None:
+    def __init__(
+        self,
+        service: Any,
+        runs: list[dict[str, Any]],
+        quick: bool,
+        ref: dict[str, Any] | None = None,
+    ) -> None:
         self.service = service
-        ref = reference(service, quick)
+        ref = reference(service, quick) if ref is None else ref
         self.default = ref["default"]["value"]
         self.one = len(service.objectives) == 1
         known = [e["value"] for e in ref.get("front", [])]
@@ -391,11 +416,23 @@ class Scorer:
 
 
 def summarise(
-    runs: list[dict[str, Any]], services: list[ServiceV2], methods: tuple[str, ...], quick: bool
+    runs: list[dict[str, Any]],
+    services: list[Any],
+    methods: tuple[str, ...],
+    quick: bool,
+    refs: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """Per method (``methods.<name>``, by k and by service too) and per service scored; every
+    run's scores are set on it. ``refs`` gives a service's reference (suite v2's search by
+    default)."""
     by_service = {s.name: s for s in services}
     scorers = {
-        s: Scorer(by_service[s], [r for r in runs if r["service"] == s], quick)
+        s: Scorer(
+            by_service[s],
+            [r for r in runs if r["service"] == s],
+            quick,
+            None if refs is None else refs(by_service[s]),
+        )
         for s in sorted({r["service"] for r in runs})
     }
     for r in runs:

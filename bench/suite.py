@@ -61,6 +61,18 @@ class Service:
     max_failed_fraction: float = 0.05
     max_model_len: int = 8192
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    slo: tuple[Any, ...] = ()
+    """No outcome constraints in suite v1 (the noisy benchmark's scorer asks)."""
+    capacity: bool = False
+
+    @property
+    def cache_name(self) -> str:
+        """The name of this service's cached true values and reference (``bench/reference/``),
+        apart from suite v2's."""
+        return f"v1-{self.name}"
+
+    def meets(self, row: dict[str, Any]) -> bool:
+        return True
 
     def args(self, config: dict[str, Any]) -> EngineArgs:
         return EngineArgs(
@@ -138,9 +150,11 @@ def key(config: dict[str, Any]) -> str:
     return json.dumps(config, sort_keys=True)
 
 
-def evaluate(service: Service, config: dict[str, Any]) -> dict[str, Any]:
-    """One evaluation: {"ok": True, metrics...} or {"ok": False, "failure": kind}."""
-    reqs, offsets = workload(service)
+def evaluate(service: Service, config: dict[str, Any], order_seed: int = 0) -> dict[str, Any]:
+    """One evaluation: {"ok": True, metrics...} or {"ok": False, "failure": kind}. Seed 0 is
+    the grid's workload; any other seed is a fresh draw of arrivals and request order (the
+    noisy benchmark's)."""
+    reqs, offsets = workload(service, order_seed)
     try:
         metrics, _ = replay(
             service.args(config), reqs, offsets, request_timeout_s=service.request_timeout_s

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -323,9 +324,18 @@ class TrueValues:
     """The mean over :data:`TRUE_SEEDS` of a config's metrics, cached on disk per service
     (one JSON line per config), so a config is averaged once for every method and run."""
 
-    def __init__(self, service: ServiceV2, suffix: str = "") -> None:
+    def __init__(
+        self,
+        service: ServiceV2,
+        suffix: str = "",
+        evaluator: Callable[[dict[str, Any], int], dict[str, Any]] | None = None,
+        path: Path | None = None,
+    ) -> None:
+        """``evaluator`` runs one draw (suite v2's stress test by default), ``path`` is the
+        cache (``bench/reference/<service>_true<suffix>.jsonl`` by default)."""
         self.service = service
-        self.path = REFERENCE / f"{service.cache_name}_true{suffix}.jsonl"
+        self.evaluator = evaluator or (lambda values, seed: evaluate(service, values, seed))
+        self.path = path or REFERENCE / f"{service.cache_name}_true{suffix}.jsonl"
         self.cache: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             for line in self.path.read_text().splitlines():
@@ -337,7 +347,7 @@ class TrueValues:
         k = key(config)
         if k not in self.cache:
             values = json.loads(k)
-            runs = [evaluate(self.service, values, s) for s in TRUE_SEEDS]
+            runs = [self.evaluator(values, s) for s in TRUE_SEEDS]
             self.cache[k] = mean_result(runs)
             with self.path.open("a") as fh:
                 fh.write(json.dumps({"key": k, "value": self.cache[k]}) + "\n")
