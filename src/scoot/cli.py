@@ -222,6 +222,15 @@ def _parser() -> argparse.ArgumentParser:
     ep.add_argument("--prompts", default="128,512,2048", help="prefill lengths")
     ep.add_argument("--output-tokens", type=int, default=32, help="tokens per decode request")
     ep.add_argument(
+        "--check",
+        action="append",
+        default=[],
+        metavar="BxS",
+        help="a decode point off the grid (batch x context, e.g. 2x256), measured with the "
+        "grid and kept out of the table: the table's interpolation error there is printed "
+        "and recorded (repeatable)",
+    )
+    ep.add_argument(
         "--profile",
         default="",
         help="the engine profile it was launched with (vllm-cpu): its defaults and start-up "
@@ -500,6 +509,7 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     from scoot.engine.catalog import CatalogError, load_profile, profile_refusals
+    from scoot.engine.embedded.tables import profiled_checks
     from scoot.stress.profiler import (
         ProfileError,
         ProfilePlan,
@@ -519,12 +529,19 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
             raise StoreError(f"{flag} {text!r}: expected positive numbers")
         return values
 
+    def point(text: str) -> tuple[int, int]:
+        b, x, s = text.partition("x")
+        if not (x and b.isdigit() and s.isdigit() and int(b) > 0 and int(s) > 0):
+            raise StoreError(f"--check {text!r}: expected batch x context, such as 2x256")
+        return int(b), int(s)
+
     plan = ProfilePlan(
         ns.url,
         ns.model,
         batches=ints(ns.batches, "--batches"),
         contexts=ints(ns.contexts, "--contexts"),
         prompts=ints(ns.prompts, "--prompts"),
+        checks=tuple(point(c) for c in ns.check),
         output_tokens=ns.output_tokens,
         settle_cv=ns.settle_cv,
         max_repeats=max(2, ns.max_repeats),
@@ -552,7 +569,7 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
             f"the engine's {flags} are unknown: pass them (the values it was launched with, "
             "or picked) or --profile, so the table can serve as its twin"
         )
-    points = len(plan.batches) * len(plan.contexts) + len(plan.prompts) + 2
+    points = len(plan.batches) * len(plan.contexts) + len(plan.checks) + len(plan.prompts) + 2
     try:
         engine = check_engine(ns.url, ns.model)
         with Progress(
@@ -578,7 +595,13 @@ def cmd_engine_profile(ns: argparse.Namespace) -> int:
         "profile": ns.profile,
     }
     target = Path(ns.output)
-    target.write_text(json.dumps(table(plan, measured, about, twin), indent=1) + "\n")
+    doc = table(plan, measured, about, twin)
+    target.write_text(json.dumps(doc, indent=1) + "\n")
+    for where, (predicted, got) in profiled_checks(doc, ns.model).items():
+        out().print(
+            f"check {where}: the table predicts {predicted:.2f} ms, measured {got:.2f} ms "
+            f"({predicted / got - 1:+.1%})"
+        )
     out().print(
         f"wrote {target}: {points} points, {measured.repeats} repeats at most, spread "
         f"<= {max(measured.spread, default=0.0):.1%}, client overhead "

@@ -109,3 +109,47 @@ def test_a_stalled_stream_is_a_hang_and_a_malformed_chunk_is_named() -> None:
     state, kind, message = judge(m, None, True, 0.05, [stalled.error] * 3 + [malformed.error])
     assert (state, kind) == (TrialState.FAILED, FailureKind.HANG)
     assert message is not None and "stalled" in message
+
+
+COUNTING_SERVER = (
+    r"""
+import asyncio, json, sys
+from aiohttp import web
+
+async def completions(request):
+    body = await request.json()
+    every = body["stream_options"].get("continuous_usage_stats", False)
+    resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await resp.prepare(request)
+    for text, made in (("a", 1), ("bc", 3)):  # the second chunk carries two tokens
+        chunk = {"choices": [{"index": 0, "text": text, "finish_reason": None}]}
+        if every:
+            chunk["usage"] = {"prompt_tokens": 4, "completion_tokens": made}
+        await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+        await asyncio.sleep(0.02)
+    usage = {"choices": [], "usage": {"prompt_tokens": 4, "completion_tokens": 3}}
+    await resp.write(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
+    return resp
+
+"""
+    + SERVE
+)
+
+
+def test_continuous_usage_counts_the_tokens_of_every_chunk() -> None:
+    """The profiler asks for the count in every chunk: an engine that lags puts several tokens
+    in one chunk, and its gap then covers them all."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-c", COUNTING_SERVER, str(port)])
+    try:
+        wait_for(lambda: answers(f"http://127.0.0.1:{port}/health"), 30, "the fake server")
+        url, reqs = f"http://127.0.0.1:{port}", [TraceRequest(4, 3)]
+        (counted,) = run_stress_sync(
+            StressPlan(url, "m", reqs, [0.0], continuous_usage=True)
+        ).records
+        (plain,) = run_stress_sync(StressPlan(url, "m", reqs, [0.0])).records
+    finally:
+        server.terminate()
+        server.wait(5)
+    assert counted.chunk_tokens == [1, 3] and counted.output_tokens == 3
+    assert plain.chunk_tokens == [] and plain.output_tokens == 3

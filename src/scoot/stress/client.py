@@ -55,6 +55,10 @@ class StressPlan:
     far (scoot.stress.early_stop); None runs the test to its end."""
     stop_check_s: float = 1.0
     stop_seed: int = 0
+    continuous_usage: bool = False
+    """Ask for the token count in every chunk (``continuous_usage_stats``), so a chunk that
+    carries several tokens is known (the profiler's decode steps); engines that ignore it
+    send it at the end only."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,8 @@ async def run_stress(plan: StressPlan) -> StressResult:
                     "max_tokens": req.output_length,
                     "ignore_eos": True,
                     "stream": True,
-                    "stream_options": {"include_usage": True},
+                    "stream_options": {"include_usage": True}
+                    | ({"continuous_usage_stats": True} if plan.continuous_usage else {}),
                 }
                 if chat:
                     payload["messages"] = [{"role": "user", "content": prompts[i]}]
@@ -353,6 +358,7 @@ async def _send(
                 if not isinstance(obj, dict):
                     rec.error = f"malformed stream chunk: {body[:80]!r}"
                     return
+                usage = obj.get("usage")
                 if obj.get("choices"):
                     ts = time.perf_counter()
                     if not got_first:
@@ -361,7 +367,8 @@ async def _send(
                     else:
                         rec.itl.append(ts - last)
                     last = ts
-                usage = obj.get("usage")
+                    if usage:
+                        rec.chunk_tokens.append(int(usage.get("completion_tokens") or 0))
                 if usage:
                     rec.output_tokens = int(usage.get("completion_tokens") or 0)
                     rec.prompt_tokens = int(usage.get("prompt_tokens") or rec.prompt_tokens)

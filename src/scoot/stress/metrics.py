@@ -38,6 +38,8 @@ class RequestRecord:
     output_tokens: int = 0
     success: bool = False
     error: str = ""
+    chunk_tokens: list[int] = field(default_factory=list)
+    """Tokens so far at each chunk, where the engine said (``continuous_usage_stats``)."""
 
 
 def _stat(values: Sequence[float], q: float | None = None) -> float:

