@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from textual.widgets import TabbedContent
+from textual.widgets import DataTable, TabbedContent
 
 from fake_store import fake_store
 from helpers import until
@@ -25,7 +25,15 @@ def app_for(tmp_path: Path, two: bool = True) -> ScootApp:
 
 
 async def studies_shown(pilot: Any) -> None:
-    await until(pilot, lambda: pilot.app.screen.query_one("#studies").row_count == 1, "rows")
+    """The row is in and the columns are as wide as it: the table sizes its columns to a new
+    row on its next idle, and a loaded machine (CI with a benchmark beside it) took a snapshot
+    in between, with the columns as wide as their headings."""
+
+    def shown() -> bool:
+        table = pilot.app.screen.query_one("#studies", DataTable)
+        return table.row_count == 1 and table.columns["study"].content_width > len("study")
+
+    await until(pilot, shown, "the row, with the columns sized to it")
 
 
 async def study_shown(pilot: Any) -> None:
