@@ -31,7 +31,7 @@ async def studies_shown(pilot: Any) -> None:
 
     def shown() -> bool:
         table = pilot.app.screen.query_one("#studies", DataTable)
-        return table.row_count == 1 and table.columns["study"].content_width > len("study")
+        return bool(table.row_count == 1 and table.columns["study"].content_width > len("study"))
 
     await until(pilot, shown, "the row, with the columns sized to it")
 
