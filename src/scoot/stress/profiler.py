@@ -221,10 +221,13 @@ def _stream(plan: ProfilePlan, prompt: int, batch: int, output: int) -> list[Any
 
 
 def _settled(
-    plan: ProfilePlan, points: dict[str, Callable[[], float]], spread: list[float]
+    plan: ProfilePlan,
+    points: dict[str, Callable[[], float]],
+    spread: list[float],
+    on_settle: Callable[[str], None] = lambda what: None,
 ) -> dict[str, tuple[float, int]]:
     """Repeat every point until its ``min_repeats`` fastest repeats agree: each point's median
-    of those and how many repeats it took.
+    of those and how many repeats it took; ``on_settle`` hears of each point as it settles.
 
     A step's time only grows with noise (another process taking the core, a page fault, the
     loopback's jitter), never shrinks, so the fastest repeats are the step and the slow ones
@@ -252,6 +255,7 @@ def _settled(
             if cv <= plan.settle_cv or sd <= plan.settle_ms:
                 spread.append(cv)
                 done[what] = statistics.median(fastest), len(got)
+                on_settle(what)
             elif len(got) >= plan.max_repeats:
                 raise ProfileError(
                     f"{what}: in {len(got)} repeats no {plan.min_repeats} agreed (the "
@@ -328,9 +332,9 @@ def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) 
 
     grid = [(b, s) for b in plan.batches for s in plan.contexts]
     checks = [p for p in dict.fromkeys(plan.checks) if p not in grid]
-    label = {p: f"decode b={p[0]} s={p[1]}" for p in grid + checks}
+    label = {p: f"decode batch {p[0]} context {p[1]}" for p in grid + checks}
     decode = _settled(
-        plan, {label[p]: partial(decode_once, *p) for p in grid + checks}, out.spread
+        plan, {label[p]: partial(decode_once, *p) for p in grid + checks}, out.spread, on_step
     )
     for p in grid + checks:
         ms, reps = decode[label[p]]
@@ -339,7 +343,6 @@ def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) 
         )
         steps[p], steps_context[p] = ms, statistics.fmean(contexts[p])
         out.repeats = max(out.repeats, reps)
-        on_step(f"decode batch {p[0]} context {p[1]}")
 
     def ttft_once(length: int) -> float:
         """One repeat: the least TTFT of a few requests in a row. A TTFT is one sample where a
@@ -360,13 +363,15 @@ def measure(plan: ProfilePlan, on_step: Callable[[str], None] = lambda s: None) 
     one_step = out.decode.get((min(plan.batches), min(plan.contexts)), 0.0)
     out.overhead_ms = max(0.0, tiny - one_step)
     prefill = _settled(
-        plan, {f"prefill L={n}": partial(ttft_once, n) for n in plan.prompts}, out.spread
+        plan,
+        {f"prefill {n} tokens": partial(ttft_once, n) for n in plan.prompts},
+        out.spread,
+        on_step,
     )
     for length in plan.prompts:
-        ms, reps = prefill[f"prefill L={length}"]
+        ms, reps = prefill[f"prefill {length} tokens"]
         out.prefill[length] = max(0.0, ms - out.overhead_ms)
         out.repeats = max(out.repeats, reps)
-        on_step(f"prefill {length} tokens")
     return out
 
 
