@@ -52,8 +52,13 @@ def test_short_study_end_to_end(make_study: Callable[..., Path], scoot_home: Pat
     # The winner's two re-tests, and the default's two unless the default won.
     retests = status.stdout.count("robustness ")
     assert retests in (2, 4)
-    if retests == 4:  # the default was re-tested too: the gain comes with its range
-        assert "gain over the default, across the re-tests: p95_latency" in status.stdout
+    if retests == 4:  # the default was re-tested too: the gain comes with its range, unless
+        # the re-tests overturned the winner (the engine serves in real time, so a loaded
+        # machine can make the default's re-tests the better ones; seen once in make check)
+        assert (
+            "gain over the default, across the re-tests: p95_latency" in status.stdout
+            or "no configuration beat the default once re-tested" in status.stdout
+        ), status.stdout
     assert len(list((scoot_home / "logs").rglob("*.log"))) == 3 + retests
 
 
