@@ -23,6 +23,10 @@ seed and each k. The protocol is suite v2's:
   (docs/benchmarks.md); a service counts only where its headroom exceeds 1.26 times the
   default's run-to-run spread (``a100-llama31_8b-rec``'s 0.03 % does not).
 
+SCOOT's variants of suite v2's ``EXPERIMENTS`` that the log holds are compared with ``scoot``
+under ``experiments``: ``scoot_fill_paper`` is SCOOT before the model-ranked fill became the
+default (the paper's Sobol fill; those runs were logged as ``scoot`` until then).
+
 The noise-free figures of this suite before issue 16 are kept in
 bench/results/quality_noise_free.json (its runs in quality_noise_free_runs.jsonl).
 
@@ -45,7 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import RESULTS, complete_runs, finish, header, parse_args, read_runs, run_logged
-from quality_v2 import BATCH_ONLY, METHODS, minimised, run_noisy, summarise
+from quality_v2 import BATCH_ONLY, METHODS, experiments, minimised, run_noisy, summarise
 from reference_v2 import layers
 from suite import Service, evaluate, load_grid, load_suite, search_space
 from suite_v2 import REFERENCE, TrueValues
@@ -179,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             **summarise(runs, services, methods, args.quick, lambda s: refs[s.name]),
         }
     )
+    if not partial and not args.quick:
+        out["experiments"] = experiments(list(done.values()), services, lambda s: refs[s.name])
     for name, ref in refs.items():
         if "grid_optimum_true_rank" in ref:
             out["services_scored"].setdefault(name, {})["grid_optimum_true_rank"] = ref[

@@ -114,6 +114,8 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "scoot_ucb_beta": {"ucb": "paper"},
     "scoot_half_init": {"n_init": 0.5},
     "scoot_staged": {"feasibility": "staged", "batch": "default"},
+    "scoot_fill_paper": {"fill": "paper", "batch": "default"},
+    "scoot_fill_model": {"fill": "model", "batch": "default"},
 }
 BATCH_ONLY = ("scoot_paper",)
 """Methods that differ from another only for k > 1 (not run at k = 1)."""
@@ -127,18 +129,20 @@ def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int)
     if method in ("scoot", "scoot_paper") or method in EXPERIMENTS:
         # scoot: as the study runs it by default (variant = "default": MOBO's Kriging believer
         # and SOBO's diverse picks for k > 1, the paper's forest); scoot_paper: the paper's
-        # batches (top-k EHVI, random picks from MACE's Pareto set), the same as scoot at
-        # k = 1; EXPERIMENTS: the paper's batches (or the default's, ``batch = "default"``)
-        # with one option changed.
+        # batches (top-k EHVI, random picks from MACE's Pareto set) and Sobol fill, the same
+        # as scoot_fill_paper at k = 1; EXPERIMENTS: the paper's batches (or the default's,
+        # ``batch = "default"``) with one option changed.
         opts = dict(EXPERIMENTS.get(method, {}))
         paper = opts.pop("batch", "default" if method == "scoot" else "paper") == "paper"
+        if method == "scoot_paper":
+            opts["fill"] = "paper"  # the paper's Sobol fill too
         if "n_init" in opts:  # a fraction of the paper's initial design (as many as dims)
             opts["n_init"] = max(2, round(opts["n_init"] * initial_design_size(space)))
         if len(objs) > 1:
             mo = {
                 k: v
                 for k, v in opts.items()
-                if k in ("reference", "front", "n_init", "feasibility")
+                if k in ("reference", "front", "n_init", "feasibility", "fill")
             }
             return ScootMOBO(
                 space,
@@ -149,7 +153,7 @@ def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int)
                 slo=slo,
                 **mo,
             )
-        so = {k: v for k, v in opts.items() if k in ("ucb", "n_init", "feasibility")}
+        so = {k: v for k, v in opts.items() if k in ("ucb", "n_init", "feasibility", "fill")}
         return ScootSOBO(
             space,
             objs[0],
@@ -488,14 +492,19 @@ def summarise(
 
 
 def experiments(
-    logged: list[dict[str, Any]], services: list[ServiceV2]
+    logged: list[dict[str, Any]],
+    services: list[Any],
+    refs: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Each of ``EXPERIMENTS`` against ``scoot`` on the (service, seed, k) cells both ran:
     paired mean scores, their difference and its standard error, failures after the design.
-    Scored against every true value of the log (the experiments' among them)."""
+    Scored against every true value of the log (the experiments' among them), on the services
+    that count; ``refs`` as for :func:`summarise`."""
     names = {s.name for s in services}
     rows = [dict(r) for r in logged if r["service"] in names]
-    summarise(rows, services, (), False)  # sets each run's score
+    scored = summarise(rows, services, (), False, refs)  # sets each run's score
+    counted = {n for n, v in scored["services_scored"].items() if v["counted"]}
+    rows = [r for r in rows if r["service"] in counted]
     cells: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
     for r in rows:
         cells.setdefault((r["service"], r["seed"], r["k"]), {})[r["method"]] = r

@@ -151,7 +151,9 @@ class StudySpec:
     """``variant``: how a round of k > 1 suggestions is chosen. ``default``: MOBO's Kriging
     believer along the front, SOBO's maximin-diverse picks from MACE's Pareto set;
     ``paper``: the paper's top-k by EHVI and random picks from the MACE Pareto set
-    (docs/benchmarks.md: what each measured). One suggestion a round is the same in both."""
+    (docs/benchmarks.md: what each measured). Where the solver falls short of a round's
+    suggestions, ``default`` takes the rest from unseen configs the forest lets through,
+    ranked by the model, and ``paper`` from plain Sobol (§4.7)."""
 
     @property
     def defaults(self) -> dict[str, Value] | None:

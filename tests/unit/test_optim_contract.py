@@ -6,10 +6,12 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from scoot.domain import (
     Config,
     FailureKind,
+    Metrics,
     Objective,
     Observation,
     OutcomeConstraint,
@@ -305,3 +307,88 @@ def test_feasibility_model_is_checked_on_both_scoot_optimizers() -> None:
     with pytest.raises(ValueError, match="feasibility must be one of staged, paper"):
         ScootMOBO(SPACE, (Objective.TTFT, Objective.TPOT), feasibility="forest")
     assert ScootSOBO(SPACE, Objective.P95_LATENCY, feasibility="staged").feasibility == "staged"
+
+
+GRID = SearchSpace(
+    (
+        ParamSpec("max_num_seqs", ParamKind.ENUM, choices=(16, 32, 64, 128), default=64),
+        ParamSpec("max_num_batched_tokens", ParamKind.ENUM, choices=(1024, 2048, 4096, 8192)),
+        ParamSpec("gpu_memory_utilization", ParamKind.ENUM, choices=(0.8, 0.92), default=0.92),
+    )
+)
+
+
+def test_neighbours_are_one_move_away() -> None:
+    c = Config.of(
+        {"max_num_seqs": 32, "max_num_batched_tokens": 1024, "gpu_memory_utilization": 0.92}
+    )
+    names = ("max_num_seqs", "max_num_batched_tokens", "gpu_memory_utilization")
+    got = {tuple(n[k] for k in names) for n in GRID.neighbours(c)}
+    assert got == {(16, 1024, 0.92), (64, 1024, 0.92), (32, 2048, 0.92), (32, 1024, 0.8)}
+    base = SPACE.default()
+    assert base is not None
+    # Without chunked prefill the token budget must cover max_model_len (8,192): a known
+    # constraint keeps the flip out at 2,048 tokens, not at 16,384.
+    assert all(n["enable_chunked_prefill"] for n in SPACE.neighbours(base))
+    wide = Config.of({**base.as_dict(), "max_num_batched_tokens": 16384})
+    moved = SPACE.neighbours(wide)
+    assert any(not n["enable_chunked_prefill"] for n in moved)  # a boolean flips
+    assert all(SPACE.allowed(n) for n in moved) and wide not in moved
+    assert {n["block_size"] for n in moved} == {16, 32}  # the next choice, not the far one
+
+
+class _Slope:
+    """A stand-in GP whose mean rises along the first axis, with no spread."""
+
+    def predict_numpy(
+        self, u: NDArray[np.float64]
+    ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+        return u[:, 0].astype(float), np.zeros(len(u))
+
+
+def test_the_model_fill_takes_the_gates_passers_by_lcb() -> None:
+    from scoot.optim.feasibility import FeasibilityModel, Gate
+
+    sobo = ScootSOBO(GRID, Objective.P95_LATENCY, seed=1)
+    sobo._lcb = (_Slope(), 2.0)  # type: ignore[assignment]
+    everything = Gate(GRID, None, 0.0)
+    got = sobo._filled([], everything, 4, set(), np.random.default_rng(0))
+    assert [c["max_num_seqs"] for c in got] == [16, 16, 16, 16]  # the lowest LCB first
+    # A forest that has seen 0.8 fail: its configs come only after every passer.
+    x = np.array(
+        [GRID.encode(c) for c in SobolSuggester(GRID, seed=2).sample(24, np.random.default_rng(0))]
+    )
+    forest = FeasibilityModel().fit(x, x[:, 2] > 0.5, np.random.default_rng(0))
+    gated = sobo._filled([], Gate(GRID, forest, 0.5), 20, set(), np.random.default_rng(0))
+    memory = [c["gpu_memory_utilization"] for c in gated]
+    assert memory[:16] == [0.92] * 16 and set(memory[16:]) == {0.8}
+
+
+def test_a_fill_keeps_out_of_a_known_crash_region() -> None:
+    """On a grid whose solver falls short, the default fill comes from the configs the forest
+    lets through; the paper's plain Sobol fill is blind to it."""
+
+    def runs(c: Config) -> bool:
+        return c["gpu_memory_utilization"] == 0.92
+
+    def observe(c: Config) -> Observation:
+        if not runs(c):
+            return Observation(c, False, failure=FailureKind.KV_CACHE_TOO_SMALL)
+        seqs, tokens = GRID.encode(c)[:2]
+        p95 = 1000.0 * (1.0 + seqs + tokens)
+        return Observation(c, True, Metrics.of(completed=10, duration_s=1.0, p95_e2el_ms=p95))
+
+    history = [
+        observe(c) for c in SobolSuggester(GRID, seed=4).sample(14, np.random.default_rng(0))
+    ]
+    assert sum(o.feasible for o in history) >= 4 and not all(o.feasible for o in history)
+    crashing = {}
+    for fill in ("model", "paper"):
+        sobo = ScootSOBO(GRID, Objective.P95_LATENCY, n_init=4, pop=20, iters=8, seed=1, fill=fill)
+        got = sobo.suggest(history, 6, np.random.default_rng(3))
+        assert len(got) == 6 and not {s.config for s in got} & {o.config for o in history}
+        assert any(s.source.endswith("fill") for s in got), fill  # the solver fell short
+        crashing[fill] = sum(not runs(s.config) for s in got)
+    assert crashing["model"] == 0 < crashing["paper"]
+    with pytest.raises(ValueError, match="fill must be one of model, paper"):
+        ScootSOBO(GRID, Objective.P95_LATENCY, fill="sobol")

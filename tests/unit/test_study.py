@@ -410,6 +410,7 @@ def test_variant_selects_the_batch_rule_and_older_studies_stay_the_same(
     default = default_suggester(spec, spec.space())
     assert default.batch == "believer"  # type: ignore[attr-defined]
     assert default.feasibility == "paper"  # type: ignore[attr-defined]
+    assert default.fill == "model"  # type: ignore[attr-defined]
     # A study recorded before `variant` and `early_stop` existed is the same study.
     stored = json.loads(spec.to_json())
     assert "variant" not in stored and "early_stop" not in stored["stress"]
@@ -420,6 +421,7 @@ def test_variant_selects_the_batch_rule_and_older_studies_stay_the_same(
     as_paper = default_suggester(paper, paper.space())
     assert as_paper.batch == "topk"  # type: ignore[attr-defined]
     assert as_paper.feasibility == "paper"  # type: ignore[attr-defined]
+    assert as_paper.fill == "paper"  # type: ignore[attr-defined]
     path.write_text(text.replace("seed = 1\n", 'seed = 1\nvariant = "fancy"\n', 1))
     with pytest.raises(StudyError, match=r"key 'variant': 'fancy': expected one of default, pa"):
         load_study(path)

@@ -6,6 +6,14 @@ its gate (a crash-heavy space does not spend its budget on the crash region whil
 a second success); then the random forest's gate (POF >= Delta, Eq. 3) for the solver, inside
 the random-state fence; then ``n`` unseen candidates, Sobol filling any shortfall (§4.7).
 Subclasses supply the candidates (``_candidates``) and how ``n`` are picked (``_pick``).
+
+The shortfall is common on a grid of a few hundred configs: once MACE's Pareto set sits on
+configs already tried, every suggestion of the round is a fill. ``fill = "paper"`` fills with
+plain Sobol points (§4.7), half of which land in a crash region the forest already knows.
+``fill = "model"`` (the default) ranks a pool of unseen Sobol points, and for SOBO the
+neighbours of the best configs, by the round's own model: the gate's passers first, by
+``_fill_rank`` (SOBO: the GP's lower confidence bound; MOBO: sequence order), then the rest
+by POF. docs/benchmarks.md says what it measured.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scoot.domain import Config, Observation, OutcomeConstraint, Suggestion
 from scoot.optim.feasibility import FEASIBILITIES, Gate, gate_for
@@ -24,7 +33,11 @@ from scoot.optim.space import SearchSpace
 from scoot.optim.surrogate import hebo_round
 
 SCREEN = 32
-"""Sobol candidates screened per suggestion while fewer than two configs ran."""
+"""Sobol candidates screened per suggestion while fewer than two configs ran, and per missing
+suggestion by ``fill = "model"``."""
+
+FILLS = ("model", "paper")
+"""How a round's shortfall is filled (module docstring)."""
 
 
 class GatedBO(ABC):
@@ -41,8 +54,10 @@ class GatedBO(ABC):
         seed: int | None = None,
         slo: Sequence[OutcomeConstraint] = (),
         feasibility: str = "paper",
+        fill: str = "model",
     ) -> None:
         self.feasibility = one_of("feasibility", feasibility, FEASIBILITIES)
+        self.fill = one_of("fill", fill, FILLS)
         self.space = space
         self.slo = tuple(slo)
         self.slo_model: SloModel | None = None
@@ -72,8 +87,45 @@ class GatedBO(ABC):
             candidates = self._candidates(history, feasible, gate)
         seen = {o.config for o in history}
         fresh = [c for c in dict.fromkeys(candidates) if c not in seen]
-        picked = self._pick(fresh, n, rng)
-        return complete(self.sobol, [Suggestion(c, self.name) for c in picked], n, seen, rng)
+        out = [Suggestion(c, self.name) for c in self._pick(fresh, n, rng)]
+        if len(out) < n and self.fill == "model":
+            taken = seen | {s.config for s in out}
+            out += [
+                Suggestion(c, f"{self.name}-fill")
+                for c in self._filled(history, gate, n - len(out), taken, rng)
+            ]
+        return complete(self.sobol, out, n, seen, rng)
+
+    def _filled(
+        self,
+        history: Sequence[Observation],
+        gate: Gate,
+        n: int,
+        taken: set[Config],
+        rng: np.random.Generator,
+    ) -> list[Config]:
+        """``n`` unseen configs for the round's shortfall (``fill = "model"``): a pool of
+        Sobol points and :meth:`_fill_pool`'s, the gate's passers ranked by
+        :meth:`_fill_rank`, then the others by POF."""
+        pool = self.sobol.sample(SCREEN * n, rng, taken)
+        pool += [c for c in self._fill_pool(history) if c not in taken]
+        pool = [c for c in dict.fromkeys(pool) if self.space.allowed(c)]
+        if not pool:
+            return []
+        u = np.array([self.space.encode(c) for c in pool])  # (m, d)
+        passes = gate.violation(u) <= 0.0
+        rank = self._fill_rank(u)  # lower first
+        pof = gate.pof.pof(u) if gate.pof is not None else np.ones(len(pool))
+        order = sorted(range(len(pool)), key=lambda i: (0, rank[i]) if passes[i] else (1, -pof[i]))
+        return [pool[i] for i in order[:n]]
+
+    def _fill_pool(self, history: Sequence[Observation]) -> list[Config]:
+        """Configs beyond Sobol's that a fill may take; none by default."""
+        return []
+
+    def _fill_rank(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+        """How the fill orders the gate's passers (lower first): the pool's order here."""
+        return np.arange(len(u), dtype=float)
 
     def _gate(self, history: Sequence[Observation], rng: np.random.Generator) -> Gate:
         """This round's gate: known constraints, and the forest with Algorithm 1's Delta."""

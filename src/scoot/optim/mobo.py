@@ -165,6 +165,7 @@ class ScootMOBO(GatedBO):
         reference: str = "paper",
         front: str = "observed",
         feasibility: str = "paper",
+        fill: str = "model",
     ) -> None:
         one_of("batch", batch, BATCHES)
         self.reference = one_of("reference", reference, REFERENCES)
@@ -180,6 +181,7 @@ class ScootMOBO(GatedBO):
             seed=seed,
             slo=slo,
             feasibility=feasibility,
+            fill=fill,
         )
         self.objectives = tuple(objectives)
         self.pop = pop

@@ -13,7 +13,9 @@ One suggestion round, as in Algorithm 1 line 5:
 4. Inside the solver, one constraint: a candidate must satisfy every known constraint and have
    ``POF >= Delta`` from the random forest (Eq. 3, Algorithm 1).
 5. ``n`` suggestions drawn at random from the acquisition Pareto set, minus anything already
-   seen; Sobol fills any shortfall (§4.7, last paragraph).
+   seen; Sobol fills any shortfall (§4.7, last paragraph). With ``fill = "model"`` (the
+   default; :mod:`scoot.optim.gated`) the shortfall comes instead from unseen Sobol points
+   and the neighbours of the best configs, those the gate passes ranked by the round's LCB.
 
 The round runs inside :func:`scoot.optim.surrogate.hebo_round`: seeded from ``rng``, global
 random state restored afterwards.
@@ -25,6 +27,7 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from scoot.domain import Config, Objective, Observation, OutcomeConstraint
 from scoot.optim.feasibility import Gate
@@ -75,6 +78,7 @@ class ScootSOBO(GatedBO):
         batch: str = "paper",
         ucb: str = "sqrt",
         feasibility: str = "paper",
+        fill: str = "model",
     ) -> None:
         self.ucb = one_of("ucb", ucb, UCBS)
         self.batch = one_of("batch", batch, SOBO_BATCHES)
@@ -87,10 +91,12 @@ class ScootSOBO(GatedBO):
             seed=seed,
             slo=slo,
             feasibility=feasibility,
+            fill=fill,
         )
         self.objective = objective
         self.pop = pop
         self.iters = iters
+        self._lcb: tuple[GP, float] | None = None
 
     def kappa(self, t: int) -> float:
         """LCB's multiplier of sigma in round ``t``: ``sqrt(beta_t)`` (``ucb = "sqrt"``) or
@@ -120,6 +126,30 @@ class ScootSOBO(GatedBO):
             dist = np.minimum(dist, np.linalg.norm(u - u[i], axis=1))
         return [order[i] for i in picked]
 
+    FILL_NEAR = 3
+    """The best feasible configs whose neighbours a fill may take."""
+
+    def _fill_pool(self, history: Sequence[Observation]) -> list[Config]:
+        """The neighbours of the :data:`FILL_NEAR` best feasible configs: on a grid whose
+        Pareto set is all tried, the next config worth a run is often one step from the
+        best."""
+        sign = -1.0 if self.objective.maximize else 1.0
+        feasible = [o for o in history if o.feasible and o.metrics is not None]
+        feasible.sort(key=lambda o: sign * o.objective(self.objective))
+        return [c for o in feasible[: self.FILL_NEAR] for c in self.space.neighbours(o.config)]
+
+    def _fill_rank(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The round's LCB (``mu - kappa sigma`` of the warped, minimised objective); a
+        point unlikely to meet the SLOs ranks after every one likely to."""
+        if self._lcb is None:
+            return super()._fill_rank(u)
+        model, kappa = self._lcb
+        mu, sd = model.predict_numpy(u)
+        out: NDArray[np.float64] = mu - kappa * sd
+        if self.slo_model is not None and self.slo_model.parts:
+            out = out + np.where(self.slo_model.probability(u) >= MIN_PROBABILITY, 0.0, 1e6)
+        return out
+
     def _pareto_set(self, feasible: Sequence[Observation], gate: Gate, t: int) -> list[Config]:
         import pandas as pd
         import torch
@@ -136,6 +166,7 @@ class ScootSOBO(GatedBO):
         sign = -1.0 if self.objective.maximize else 1.0
         y_raw = np.array([sign * o.objective(self.objective) for o in feasible])  # (m,)
         model = GP(x_obs, warp_output(y_raw.reshape(-1, 1)), epochs=self.epochs)
+        self._lcb = (model, self.kappa(t))
         # The incumbent is the best config meeting every SLO, where one does (constrained EI's
         # threshold); otherwise the best that ran.
         meeting = [i for i, o in enumerate(feasible) if meets(o, self.slo)]

@@ -56,6 +56,30 @@ class SearchSpace:
             return False
         return all(c.holds(values) for c in self.constraints)
 
+    def neighbours(self, config: Config, step: float = 0.1) -> list[Config]:
+        """The allowed configs one move from ``config``: each parameter on its own to the next
+        choice either side (a boolean flipped), a numeric one ``step`` of its unit range (a
+        log range in log space) either way."""
+        u = self.encode(config)
+        out: list[Config] = []
+        for i, p in enumerate(self.params):
+            if p.kind is ParamKind.BOOL:
+                moves = [1.0 - u[i]]
+            elif p.kind is ParamKind.ENUM:
+                width = 1.0 / len(p.choices)
+                moves = [u[i] - width, u[i] + width]
+            else:
+                moves = [u[i] - step, u[i] + step]
+            for x in moves:
+                if not 0.0 <= x <= 1.0:
+                    continue
+                v = u.copy()
+                v[i] = x
+                c = self.decode(v)
+                if c != config and self.allowed(c):
+                    out.append(c)
+        return list(dict.fromkeys(out))
+
     def default(self) -> Config | None:
         """The engine's default config, if every parameter has one."""
         if any(p.default is None for p in self.params):
