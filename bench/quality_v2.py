@@ -114,9 +114,16 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "scoot_ucb_beta": {"ucb": "paper"},
     "scoot_half_init": {"n_init": 0.5},
     "scoot_staged": {"feasibility": "staged", "batch": "default"},
+    # SCOOT before the model-ranked fill became its default (its runs were logged as scoot).
     "scoot_fill_paper": {"fill": "paper", "batch": "default"},
-    "scoot_fill_model": {"fill": "model", "batch": "default"},
 }
+PAIRED_WITH = {
+    m: "scoot_fill_paper"
+    for m in ("scoot_box", "scoot_box_post", "scoot_ucb_beta", "scoot_half_init", "scoot_staged")
+}
+"""Variants run before the model-ranked fill became SCOOT's default, compared with the runs of
+SCOOT as it then was (``scoot_fill_paper``): they differ from those in one option only.
+The others are compared with ``scoot``."""
 BATCH_ONLY = ("scoot_paper",)
 """Methods that differ from another only for k > 1 (not run at k = 1)."""
 RETEST_TOP = 3
@@ -496,7 +503,8 @@ def experiments(
     services: list[Any],
     refs: Callable[[Any], dict[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Each of ``EXPERIMENTS`` against ``scoot`` on the (service, seed, k) cells both ran:
+    """Each of ``EXPERIMENTS`` against ``scoot`` (or its :data:`PAIRED_WITH`) on the
+    (service, seed, k) cells both ran:
     paired mean scores, their difference and its standard error, failures after the design.
     Scored against every true value of the log (the experiments' among them), on the services
     that count; ``refs`` as for :func:`summarise`."""
@@ -510,7 +518,8 @@ def experiments(
         cells.setdefault((r["service"], r["seed"], r["k"]), {})[r["method"]] = r
     out: dict[str, dict[str, Any]] = {}
     for m in EXPERIMENTS:
-        pairs = [(c["scoot"], c[m]) for c in cells.values() if "scoot" in c and m in c]
+        base = PAIRED_WITH.get(m, "scoot")
+        pairs = [(c[base], c[m]) for c in cells.values() if base in c and m in c]
         if not pairs:
             continue
         diff = [b["score"] - a["score"] for a, b in pairs]
@@ -520,7 +529,8 @@ def experiments(
             "cells": len(pairs),
             "ks": sorted({b["k"] for _, b in pairs}),
             "mean_score": _r(statistics.fmean(b["score"] for _, b in pairs)),
-            "scoot_mean_score": _r(statistics.fmean(a["score"] for a, _ in pairs)),
+            "paired_with": base,
+            "paired_mean_score": _r(statistics.fmean(a["score"] for a, _ in pairs)),
             "difference": _r(statistics.fmean(diff)),
             "difference_se": _r(statistics.stdev(diff) / math.sqrt(len(diff)))
             if len(diff) > 1
