@@ -116,6 +116,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     "scoot_staged": {"feasibility": "staged", "batch": "default"},
     # SCOOT before the model-ranked fill became its default (its runs were logged as scoot).
     "scoot_fill_paper": {"fill": "paper", "batch": "default"},
+    "scoot_pof": {"weight": "pof", "batch": "default"},
 }
 PAIRED_WITH = {
     m: "scoot_fill_paper"
@@ -149,7 +150,7 @@ def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int)
             mo = {
                 k: v
                 for k, v in opts.items()
-                if k in ("reference", "front", "n_init", "feasibility", "fill")
+                if k in ("reference", "front", "n_init", "feasibility", "fill", "weight")
             }
             return ScootMOBO(
                 space,

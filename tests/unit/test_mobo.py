@@ -135,3 +135,36 @@ def test_reference_and_front_options_are_checked_and_run() -> None:
         out = mobo.suggest(history, 2, np.random.default_rng(0))
         assert len({s.config for s in out}) == 2
         assert not {s.config for s in out} & {o.config for o in history}
+
+
+def test_a_pof_weight_prefers_the_likelier_of_two_equal_gains() -> None:
+    from scoot.domain import Config
+    from scoot.optim.mobo import believer_batch
+
+    front = np.array([[0.5, 0.5]])
+    ref = np.array([1.0, 1.0])
+    a, b = Config.of({"x": 0}), Config.of({"x": 1})
+    mu = np.array([[0.2, 0.6], [0.6, 0.2]])  # mirror images: the same EHVI
+    sd = np.full((2, 2), 1e-3)
+    ok = np.ones(2, dtype=bool)
+    assert believer_batch([a, b], [a, b], mu, sd, ok, front, ref, 1, set())[0] == a
+    weighted = believer_batch(
+        [a, b], [a, b], mu, sd, ok, front, ref, 1, set(), np.array([0.3, 0.9])
+    )
+    assert weighted[0] == b
+
+
+def test_the_gates_probability_is_the_forests_at_the_decoded_point() -> None:
+    import pytest
+
+    from scoot.optim.feasibility import FeasibilityModel, Gate
+
+    rng = np.random.default_rng(0)
+    x = rng.random((30, SPACE.dim))
+    forest = FeasibilityModel().fit(x, x[:, 0] > 0.5, rng)
+    u = rng.random((8, SPACE.dim))
+    centred = np.array([SPACE.encode(SPACE.decode(row)) for row in u])
+    assert np.allclose(Gate(SPACE, forest, 0.5).probability(u), forest.pof(centred))
+    assert np.all(Gate(SPACE, None, 0.0).probability(u) == 1.0)
+    with pytest.raises(ValueError, match="weight must be one of gate, pof"):
+        ScootMOBO(SPACE, TWO, weight="ei")

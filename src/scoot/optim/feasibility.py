@@ -182,6 +182,14 @@ class Gate:
         self.pof = pof
         self.delta = delta
 
+    def probability(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
+        """The forest's POF at unit-cube points ``u`` (m, d), scored at the decoded
+        (cell-centred) point as :meth:`violation` does; 1 where no forest is used."""
+        if self.pof is None:
+            return np.ones(len(u))
+        centred = np.array([self.space.encode(self.space.decode(row)) for row in u])
+        return self.pof.pof(centred)
+
     def violation(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
         """Per row of unit-cube points ``u`` (m, d)."""
         configs = [self.space.decode(row) for row in u]

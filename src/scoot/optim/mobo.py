@@ -53,6 +53,11 @@ FRONTS = ("observed", "posterior")
 """What EHVI improves on: the observed front, or the front of the GPs' posterior means at the
 observed configs (a lucky stress test does not then hide the region it came from)."""
 
+WEIGHTS = ("gate", "pof")
+"""How the forest enters MOBO's acquisition: only through the gate (POF >= Delta, the
+paper's), or also as a weight, EHVI x POF (constrained EI's product, Gardner et al. 2014),
+so that between two allowed points the likelier to run wins."""
+
 REFERENCES = ("paper", "box")
 """Where MOBO's EHVI reference point sits (module docstring, step 3)."""
 
@@ -72,18 +77,21 @@ def believer_batch(
     ref: NDArray[np.float64],
     k: int,
     seen: set[Config],
+    weight: NDArray[np.float64] | None = None,
 ) -> list[Config]:
     """``k`` picks by a Kriging believer over the solver's candidates, then the rest of
     ``ranked``: each pick's predicted mean ``mu`` joins the front before the next EHVI.
 
     ``configs``, ``mu`` and ``sd`` are row-aligned (every candidate the solver scored);
-    ``allowed`` marks those the gate let through.
+    ``allowed`` marks those the gate let through; ``weight`` (row-aligned too) multiplies
+    each EHVI where given.
     """
     picked: list[Config] = []
     believed = front
     taken = set(seen)
     for _ in range(k):
-        value = np.where(allowed, ehvi(mu, sd, believed, ref), -np.inf)
+        gain = ehvi(mu, sd, believed, ref)
+        value = np.where(allowed, gain if weight is None else gain * weight, -np.inf)
         for i in np.argsort(-value, kind="stable"):
             if not np.isfinite(value[i]):
                 break
@@ -166,8 +174,10 @@ class ScootMOBO(GatedBO):
         front: str = "observed",
         feasibility: str = "paper",
         fill: str = "model",
+        weight: str = "gate",
     ) -> None:
         one_of("batch", batch, BATCHES)
+        self.weight = one_of("weight", weight, WEIGHTS)
         self.reference = one_of("reference", reference, REFERENCES)
         self.front = one_of("front", front, FRONTS)
         if len(objectives) < 2:
@@ -232,19 +242,23 @@ class ScootMOBO(GatedBO):
         seen_score: list[NDArray[np.float64]] = []
         seen_mu: list[NDArray[np.float64]] = []
         seen_sd: list[NDArray[np.float64]] = []
+        seen_w: list[NDArray[np.float64]] = []
 
         def score(u: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
             preds = [m.predict_numpy(u) for m in models]
             mu = np.stack([p[0] for p in preds], axis=1)
             sd = np.stack([p[1] for p in preds], axis=1)
             value = ehvi(mu, sd, front, z_ref)
-            if slo_model is not None:
-                value = value * slo_model.probability(u)
+            w = slo_model.probability(u) if slo_model is not None else np.ones(len(u))
+            if self.weight == "pof":
+                w = w * gate.probability(u)
+            value = value * w
             g = gate.violation(u)
             seen_u.append(u)
             seen_score.append(np.where(g <= 0.0, value, -np.inf))
             seen_mu.append(mu)
             seen_sd.append(sd)
+            seen_w.append(w)
             return value, g
 
         class EHVIProblem(Problem):  # type: ignore[misc]
@@ -279,4 +293,5 @@ class ScootMOBO(GatedBO):
             z_ref,
             self.parallelism,
             {o.config for o in history},
+            np.concatenate(seen_w) if self.weight == "pof" else None,
         )
