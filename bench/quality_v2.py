@@ -117,6 +117,7 @@ EXPERIMENTS: dict[str, dict[str, Any]] = {
     # SCOOT before the model-ranked fill became its default (its runs were logged as scoot).
     "scoot_fill_paper": {"fill": "paper", "batch": "default"},
     "scoot_pof": {"weight": "pof", "batch": "default"},
+    "scoot_liar": {"sobo_batch": "liar", "batch": "default"},
 }
 PAIRED_WITH = {
     m: "scoot_fill_paper"
@@ -167,7 +168,7 @@ def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int)
             objs[0],
             parallelism=k,
             seed=seed,
-            batch="paper" if paper else "diverse",
+            batch=opts.get("sobo_batch", "paper" if paper else "diverse"),
             slo=slo,
             **so,
         )

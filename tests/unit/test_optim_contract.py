@@ -392,3 +392,29 @@ def test_a_fill_keeps_out_of_a_known_crash_region() -> None:
     assert crashing["model"] == 0 < crashing["paper"]
     with pytest.raises(ValueError, match="fill must be one of model, paper"):
         ScootSOBO(GRID, Objective.P95_LATENCY, fill="sobol")
+
+
+def test_a_liar_batch_tells_each_pick_before_the_next() -> None:
+    history = [
+        Observation(c, True, synthetic_metrics(c))
+        for c in SobolSuggester(SPACE, seed=3).sample(8, np.random.default_rng(0))
+    ]
+    sobo = ScootSOBO(
+        SPACE, Objective.P95_LATENCY, n_init=4, pop=20, iters=8, parallelism=3, batch="liar"
+    )
+    told: list[list[Observation]] = []
+    solve = sobo._pareto_set
+
+    def spy(feasible: list[Observation], gate: object, t: int) -> list[Config]:
+        told.append(list(feasible))
+        return solve(feasible, gate, t)  # type: ignore[arg-type]
+
+    sobo._pareto_set = spy  # type: ignore[assignment, method-assign]
+    got = sobo.suggest(history, 3, np.random.default_rng(1))
+    assert len({s.config for s in got}) == 3
+    assert not {s.config for s in got} & {o.config for o in history}
+    assert [len(t) for t in told] == [8, 9, 10]  # one solver run per pick, each told the last
+    best = min(history, key=lambda o: o.objective(Objective.P95_LATENCY))
+    lies = told[2][8:]
+    assert [o.config for o in lies] == [s.config for s in got[:2]]
+    assert all(o.metrics == best.metrics for o in lies)  # the constant liar: the incumbent

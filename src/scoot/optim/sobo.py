@@ -16,6 +16,8 @@ One suggestion round, as in Algorithm 1 line 5:
    seen; Sobol fills any shortfall (§4.7, last paragraph). With ``fill = "model"`` (the
    default; :mod:`scoot.optim.gated`) the shortfall comes instead from unseen Sobol points
    and the neighbours of the best configs, those the gate passes ranked by the round's LCB.
+   ``batch = "liar"`` (measured, not the default) picks k > 1 one at a time instead: each
+   pick joins the history with the incumbent's value and MACE runs again.
 
 The round runs inside :func:`scoot.optim.surrogate.hebo_round`: seeded from ``rng``, global
 random state restored afterwards.
@@ -46,7 +48,7 @@ UCBS = ("sqrt", "paper")
 """UCB's multiplier of sigma: ``sqrt(beta)`` (GP-UCB's convention, HEBO's kappa) or ``beta``
 itself, as Eq. 6 writes it (docs/benchmarks.md: which measured better)."""
 
-SOBO_BATCHES = ("paper", "diverse")
+SOBO_BATCHES = ("paper", "diverse", "liar")
 """How SOBO picks k suggestions from MACE's Pareto set (:meth:`ScootSOBO._pick`)."""
 
 
@@ -107,13 +109,34 @@ class ScootSOBO(GatedBO):
     def _candidates(
         self, history: Sequence[Observation], feasible: Sequence[Observation], gate: Gate
     ) -> list[Config]:
-        return self._pareto_set(feasible, gate, len(history) + 1)
+        if self.batch != "liar" or self.parallelism <= 1:
+            return self._pareto_set(feasible, gate, len(history) + 1)
+        # A constant liar (Ginsbourger et al. 2010, CL-min): each pick joins the history with
+        # the incumbent's metrics, and MACE runs again on it, so the next pick is drawn from a
+        # Pareto set that already counts the first as done.
+        sign = -1.0 if self.objective.maximize else 1.0
+        best = min(feasible, key=lambda o: sign * o.objective(self.objective))
+        seen = {o.config for o in history}
+        told = list(feasible)
+        picks: list[Config] = []
+        for _ in range(self.parallelism):
+            fresh = [c for c in self._pareto_set(told, gate, len(history) + 1) if c not in seen]
+            if not fresh:
+                break
+            pick = fresh[int(np.random.randint(len(fresh)))]
+            picks.append(pick)
+            seen.add(pick)
+            told.append(Observation(pick, True, best.metrics))
+        return picks
 
     def _pick(self, fresh: list[Config], n: int, rng: np.random.Generator) -> list[Config]:
         """Drawn at random from the acquisition's Pareto set (§4.5.1, ``batch = "paper"``),
         or, with ``batch = "diverse"``, the first at random and each next one the Pareto-set
         member farthest (in the unit cube) from those already picked: MACE's Pareto set
-        often holds near-copies, and a batch of them spends k evaluations on one point."""
+        often holds near-copies, and a batch of them spends k evaluations on one point.
+        ``batch = "liar"`` picked them already (:meth:`_candidates`)."""
+        if self.batch == "liar" and self.parallelism > 1:
+            return fresh[:n]  # already picked, one per fantasised round
         order = [fresh[i] for i in rng.permutation(len(fresh))]
         if self.batch == "paper" or n <= 1 or len(order) <= n:
             return order[:n]
