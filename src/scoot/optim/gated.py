@@ -115,7 +115,7 @@ class GatedBO(ABC):
         u = np.array([self.space.encode(c) for c in pool])  # (m, d)
         passes = gate.violation(u) <= 0.0
         rank = self._fill_rank(u)  # lower first
-        pof = gate.pof.pof(u) if gate.pof is not None else np.ones(len(pool))
+        pof = gate.probability(u)
         order = sorted(range(len(pool)), key=lambda i: (0, rank[i]) if passes[i] else (1, -pof[i]))
         return [pool[i] for i in order[:n]]
 

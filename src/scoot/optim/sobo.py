@@ -100,6 +100,10 @@ class ScootSOBO(GatedBO):
         self.iters = iters
         self._lcb: tuple[GP, float] | None = None
 
+    def _loss(self, o: Observation) -> float:
+        """The objective of a feasible observation as a minimisation (sign-adjusted)."""
+        return (-1.0 if self.objective.maximize else 1.0) * o.objective(self.objective)
+
     def kappa(self, t: int) -> float:
         """LCB's multiplier of sigma in round ``t``: ``sqrt(beta_t)`` (``ucb = "sqrt"``) or
         ``beta_t`` as Eq. 6 writes it (``ucb = "paper"``)."""
@@ -114,8 +118,7 @@ class ScootSOBO(GatedBO):
         # A constant liar (Ginsbourger et al. 2010, CL-min): each pick joins the history with
         # the incumbent's metrics, and MACE runs again on it, so the next pick is drawn from a
         # Pareto set that already counts the first as done.
-        sign = -1.0 if self.objective.maximize else 1.0
-        best = min(feasible, key=lambda o: sign * o.objective(self.objective))
+        best = min(feasible, key=self._loss)
         seen = {o.config for o in history}
         told = list(feasible)
         picks: list[Config] = []
@@ -156,9 +159,8 @@ class ScootSOBO(GatedBO):
         """The neighbours of the :data:`FILL_NEAR` best feasible configs: on a grid whose
         Pareto set is all tried, the next config worth a run is often one step from the
         best."""
-        sign = -1.0 if self.objective.maximize else 1.0
         feasible = [o for o in history if o.feasible and o.metrics is not None]
-        feasible.sort(key=lambda o: sign * o.objective(self.objective))
+        feasible.sort(key=self._loss)
         return [c for o in feasible[: self.FILL_NEAR] for c in self.space.neighbours(o.config)]
 
     def _fill_rank(self, u: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -186,8 +188,7 @@ class ScootSOBO(GatedBO):
         x_obs = np.clip(
             np.array([self.space.encode(o.config) for o in feasible]), EDGE, 1.0 - EDGE
         )  # (m, d)
-        sign = -1.0 if self.objective.maximize else 1.0
-        y_raw = np.array([sign * o.objective(self.objective) for o in feasible])  # (m,)
+        y_raw = np.array([self._loss(o) for o in feasible])  # (m,)
         model = GP(x_obs, warp_output(y_raw.reshape(-1, 1)), epochs=self.epochs)
         self._lcb = (model, self.kappa(t))
         # The incumbent is the best config meeting every SLO, where one does (constrained EI's
