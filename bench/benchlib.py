@@ -28,7 +28,8 @@ def tune(
     failure costs the round, Sobol standing in, not the whole bench)."""
     import time
 
-    from scoot.optim.sobol import SobolSuggester, initial_design_size
+    from scoot.optim.sobol import SobolSuggester
+    from scoot.optim.space import initial_design_size
 
     n_init = initial_design_size(space)
     rounds: list[tuple[int, float]] = []

@@ -153,7 +153,9 @@ class StudySpec:
     ``paper``: the paper's top-k by EHVI and random picks from the MACE Pareto set
     (docs/benchmarks.md: what each measured). Where the solver falls short of a round's
     suggestions, ``default`` takes the rest from unseen configs the forest lets through,
-    ranked by the model, and ``paper`` from plain Sobol (§4.7)."""
+    ranked by the model, and ``paper`` from plain Sobol (§4.7). The hidden constraints are
+    learnt by one forest per launch stage under ``default`` and by the paper's single forest
+    under ``paper`` (:attr:`feasibility`)."""
 
     @property
     def defaults(self) -> dict[str, Value] | None:
@@ -167,6 +169,14 @@ class StudySpec:
         from scoot.optim.space import SearchSpace
 
         return SearchSpace(self.params, self.constraints, known_values(self.engine, self.gpu_sets))
+
+    @property
+    def feasibility(self) -> str:
+        """The hidden-constraint model of the study's optimizer
+        (:mod:`scoot.optim.feasibility`): ``staged`` (one forest per launch stage, which
+        failed less at the same score on suite v2, docs/benchmarks.md), or the paper's
+        single forest (``paper``, §4.7) under ``variant = "paper"``."""
+        return "paper" if self.variant == "paper" else "staged"
 
     def to_json(self) -> str:
         """A canonical JSON form; two specs are the same study when these are equal. Keys

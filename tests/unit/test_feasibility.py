@@ -126,7 +126,7 @@ def test_staged_forest_learns_each_cause_by_its_own_flag() -> None:
     assert only.pof(probe[2:])[0] > 0.8
 
 
-def test_staged_gate_is_selectable_and_checked() -> None:
+def test_staged_gate_is_the_default_and_the_papers_selectable() -> None:
     from scoot.domain import FailureKind, Observation
     from scoot.optim.feasibility import StagedFeasibility, gate_for
     from synthetic import SPACE, synthetic_metrics
@@ -139,9 +139,44 @@ def test_staged_gate_is_selectable_and_checked() -> None:
         else Observation(c, True, synthetic_metrics(c))
         for i, c in enumerate(configs)
     ]
-    staged = gate_for(SPACE, history, 1, np.random.default_rng(1), feasibility="staged")
+    staged = gate_for(SPACE, history, 1, np.random.default_rng(1))  # the default
     assert isinstance(staged.pof, StagedFeasibility)
-    paper = gate_for(SPACE, history, 1, np.random.default_rng(1))
+    paper = gate_for(SPACE, history, 1, np.random.default_rng(1), feasibility="paper")
     assert isinstance(paper.pof, FeasibilityModel)
     with pytest.raises(ValueError, match="feasibility must be one of staged, paper"):
         gate_for(SPACE, history, 1, np.random.default_rng(1), feasibility="forest")
+
+
+def test_pof_is_the_forests_own_prediction() -> None:
+    """The tree loop of FeasibilityModel.pof gives what scikit-learn's predict gives."""
+    rng = np.random.default_rng(4)
+    x = rng.random((40, 5))
+    model = FeasibilityModel().fit(x, x[:, 0] + 0.3 * x[:, 1] > 0.6, rng)
+    probe = rng.random((300, 5))
+    assert model._forest is not None
+    expected = np.clip(model._forest.predict(probe), 0.0, 1.0)  # type: ignore[attr-defined]
+    assert np.array_equal(model.pof(probe), expected)
+    assert 0.0 < model.pof(probe).mean() < 1.0
+
+
+def test_the_delta_an_operator_sees_is_the_gates() -> None:
+    """The TUI's and the report's Delta trace (delta_trace) holds 0.5 through the design and
+    ends where the next round's gate stands."""
+    from scoot.domain import Observation
+    from scoot.optim.feasibility import DELTA_START, delta_trace, gate_for
+    from synthetic import SPACE, synthetic_metrics
+
+    rng = np.random.default_rng(0)
+    configs = [SPACE.decode(u) for u in rng.random((14, SPACE.dim))]
+    ran = [i not in (1, 2, 3, 9) for i in range(14)]  # three design crashes, one after
+    history = [
+        Observation(c, True, synthetic_metrics(c)) if ok else Observation(c, False)
+        for c, ok in zip(configs, ran, strict=True)
+    ]
+    for k in (1, 2):
+        trace = delta_trace(ran, k, 6)
+        assert len(trace) == 14 and trace[:6] == [DELTA_START] * 6
+        for i in range(6, 15):
+            gate = gate_for(SPACE, history[:i], k, np.random.default_rng(1), n_init=6)
+            assert gate.delta == (trace[i - 1] if i else DELTA_START)
+    assert max(delta_trace(ran, 1, 6)) == 0.55  # the failure after the design, not before

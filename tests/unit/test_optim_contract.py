@@ -306,7 +306,9 @@ def test_feasibility_model_is_checked_on_both_scoot_optimizers() -> None:
         ScootSOBO(SPACE, Objective.P95_LATENCY, feasibility="forest")
     with pytest.raises(ValueError, match="feasibility must be one of staged, paper"):
         ScootMOBO(SPACE, (Objective.TTFT, Objective.TPOT), feasibility="forest")
-    assert ScootSOBO(SPACE, Objective.P95_LATENCY, feasibility="staged").feasibility == "staged"
+    assert ScootSOBO(SPACE, Objective.P95_LATENCY).feasibility == "staged"
+    assert ScootMOBO(SPACE, (Objective.TTFT, Objective.TPOT)).feasibility == "staged"
+    assert ScootSOBO(SPACE, Objective.P95_LATENCY, feasibility="paper").feasibility == "paper"
 
 
 GRID = SearchSpace(

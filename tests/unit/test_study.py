@@ -409,7 +409,7 @@ def test_variant_selects_the_batch_rule_and_older_studies_stay_the_same(
     assert spec.variant == "default"
     default = default_suggester(spec, spec.space())
     assert default.batch == "believer"  # type: ignore[attr-defined]
-    assert default.feasibility == "paper"  # type: ignore[attr-defined]
+    assert default.feasibility == "staged"  # type: ignore[attr-defined]
     assert default.fill == "model"  # type: ignore[attr-defined]
     # A study recorded before `variant` and `early_stop` existed is the same study.
     stored = json.loads(spec.to_json())

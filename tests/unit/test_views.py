@@ -126,3 +126,49 @@ def test_a_study_whose_every_trial_failed_says_so(store_at: str | Path) -> None:
     row = store.study_by_id(study.id)
     assert state_text(row, None, 0.0, store.trials(study.id)) == "active: all 2 trials failed"
     store.close()
+
+
+def test_the_queued_trials_pof_is_the_studys_own_forests(
+    tmp_path: Path, store_at: str | Path
+) -> None:
+    """The feasibility tab shows the POF of the model the optimizer gates by: one forest per
+    launch stage by default, the paper's single forest under ``variant = "paper"``."""
+    import dataclasses
+
+    import numpy as np
+
+    from scoot.optim.feasibility import pof_model
+    from scoot.study import StudySpec
+
+    fake_store(tmp_path / "home", store_at=store_at)
+    store = Store(store_at)
+    row = store.studies()[0]
+    spec = StudySpec.from_json(row.spec_json, row.source)
+    paper_spec = dataclasses.replace(spec, variant="paper")
+    paper_row, _ = store.open_study("paper", paper_spec.to_json())
+    for t in store.trials(row.id):  # the same trials, failures of two stages among them
+        if t.retest is None:
+            copy = store.add_trial(paper_row.id, t.config, t.source)
+            if t.state is not TrialState.QUEUED:
+                store.finish(copy.id, t.state, metrics=t.metrics, failure=t.failure_kind)
+    space = spec.space()
+    draws = [space.decode(u) for u in np.random.default_rng(3).random((60, space.dim))]
+    for config in [c for c in draws if space.allowed(c)][:20]:  # queued where forests differ
+        for study_id in (row.id, paper_row.id):
+            store.add_trial(study_id, config, "scoot-sobo")
+    default, paper = load_study(store, row.id), load_study(store, paper_row.id)
+    history = store.observations(row.id)
+    queued = [t.config for t in store.trials(row.id) if t.state is TrialState.QUEUED]
+    assert len(queued) > 10 and {
+        t.failure_kind for t in store.trials(row.id) if t.failure_kind
+    } == {
+        FailureKind.KV_CACHE_TOO_SMALL,
+        FailureKind.STARTUP_OOM,
+    }
+    u = np.array([space.encode(c) for c in queued])
+    for view, kind in ((default, "staged"), (paper, "paper")):
+        model = pof_model(space, history, np.random.default_rng(0), kind, n_estimators=50)
+        assert [p for _, p in view.pof_next] == list(model.pof(u))
+    assert default.pof_next != paper.pof_next
+    assert spec.feasibility == "staged" and paper_spec.feasibility == "paper"
+    store.close()

@@ -21,7 +21,8 @@ from scoot.jobs.decision import Decision, decide, hypervolume_over_trials
 from scoot.jobs.insight import effects, importance
 from scoot.jobs.store import Store, StudyRow, TrialRow
 from scoot.jobs.views import exports, objective_label
-from scoot.optim.feasibility import batches_of, delta_after
+from scoot.optim.feasibility import delta_trace
+from scoot.optim.space import initial_design_size
 from scoot.study import StudySpec
 
 STYLE = """
@@ -318,7 +319,7 @@ def _feasibility(spec: StudySpec, trials: Sequence[TrialRow]) -> tuple[str, str,
         return None
     feasible = [t.state is TrialState.COMPLETED for t in observed]
     k = len(spec.gpu_sets)
-    deltas = [delta_after(batches_of(feasible[:i], k)) for i in range(1, len(feasible) + 1)]
+    deltas = delta_trace(feasible, k, initial_design_size(spec.space()))
     fig, ax = plt.subplots(figsize=(6, 3.2))
     numbers = [t.number for t in observed]
     ax.step(numbers, deltas, where="post", color="#27a", label="Delta")

@@ -25,8 +25,8 @@ def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
     feasibility) for one objective, MOBO (EHVI) for TTFT and TPOT. With k > 1 GPU sets the
     batch is chosen as ``variant`` says: ``default`` (diverse picks, a Kriging believer) or
     ``paper``; so is a round's shortfall (``default``: ranked by the model, ``paper``:
-    Sobol). The staged forest (``feasibility = "staged"``) fails less but scored lower on
-    suite v2, so neither variant uses it (docs/benchmarks.md)."""
+    Sobol); and so is the hidden-constraint model (:attr:`StudySpec.feasibility`: the
+    staged forest, or the paper's single one)."""
     k = len(spec.gpu_sets)
     paper = spec.variant == "paper"
     if len(spec.objectives) == 1:
@@ -38,6 +38,7 @@ def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
             slo=spec.slo,
             batch="paper" if paper else "diverse",
             fill="paper" if paper else "model",
+            feasibility=spec.feasibility,
         )
     return ScootMOBO(
         space,
@@ -47,6 +48,7 @@ def default_suggester(spec: StudySpec, space: SearchSpace) -> Suggester:
         slo=spec.slo,
         batch="topk" if paper else "believer",
         fill="paper" if paper else "model",
+        feasibility=spec.feasibility,
     )
 
 

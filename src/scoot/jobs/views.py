@@ -24,8 +24,9 @@ from scoot.jobs.insight import Comparison, Effect, compare, importance
 from scoot.jobs.insight import effects as effects
 from scoot.jobs.policy import best_trial, robust_slo, slo_missed
 from scoot.jobs.store import Store, StudyRow, TrialRow
-from scoot.optim.feasibility import FeasibilityModel, batches_of, delta_after
+from scoot.optim.feasibility import delta_trace, pof_model
 from scoot.optim.results import pareto_mask, to_minimize
+from scoot.optim.space import initial_design_size
 from scoot.study import StudySpec
 
 __all__ = [
@@ -209,7 +210,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
     observed = [t for t in rows if t.observation() is not None]
     feasible = [t.state is TrialState.COMPLETED for t in observed]
     k = len(spec.gpu_sets)
-    deltas = [delta_after(batches_of(feasible[:i], k)) for i in range(1, len(feasible) + 1)]
+    deltas = delta_trace(feasible, k, initial_design_size(spec.space()))
     ranked = importance(rows, spec)
     failures = dict(Counter(t.failure_kind.value for t in rows if t.failure_kind))
     return StudyView(
@@ -271,16 +272,14 @@ def duration_text(seconds: float) -> str:
 def _pof_next(
     spec: StudySpec, observed: list[TrialRow], rows: list[TrialRow]
 ) -> list[tuple[int, float]]:
-    """The random forest's POF (§4.7) of the trials waiting in the queue."""
+    """The POF (§4.7) of the trials waiting in the queue, by the hidden-constraint model the
+    study's optimizer uses (:attr:`StudySpec.feasibility`)."""
     queued = [t for t in rows if t.state is TrialState.QUEUED]
-    if not queued or not observed:
+    history = [o for o in (t.observation() for t in observed) if o is not None]
+    if not queued or not history:
         return []
     space = spec.space()
-    model = FeasibilityModel(n_estimators=50).fit(
-        np.array([space.encode(t.config) for t in observed]),
-        np.array([t.state is TrialState.COMPLETED for t in observed]),
-        np.random.default_rng(0),
-    )
+    model = pof_model(space, history, np.random.default_rng(0), spec.feasibility, n_estimators=50)
     pof = model.pof(np.array([space.encode(t.config) for t in queued]))
     return [(t.number, float(p)) for t, p in zip(queued, pof, strict=True)]
 

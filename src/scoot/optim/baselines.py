@@ -43,8 +43,8 @@ from scoot.optim.mixed import from_unit, pymoo_vars, to_unit
 from scoot.optim.mobo import log_objectives
 from scoot.optim.outcomes import meets
 from scoot.optim.results import to_minimize
-from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
-from scoot.optim.space import SearchSpace
+from scoot.optim.sobol import SobolSuggester, complete
+from scoot.optim.space import SearchSpace, initial_design_size
 from scoot.optim.surrogate import EDGE, hebo_round, unit_space
 
 

@@ -18,8 +18,10 @@ configs that reached it, gives ``POF = prod_s P(pass s | reached s)``. Where cra
 different causes (70B on one H100 runs out of memory loading its weights; on two, small
 memory shares leave nothing for the KV cache), one forest over both must explain them with
 one set of splits, and with a few dozen points it often picks the wrong flag; per stage, each
-cause is its own clean split.
-``"paper"`` keeps the single forest of §4.7. docs/benchmarks.md says which measured better.
+cause is its own clean split. It is the default: on suite v2 it scored the same as the
+paper's forest (0.751 both, 72 paired runs) and failed less after the initial design (7.0 %
+against 10.5 %); docs/benchmarks.md has the figures, suite v1's too. ``"paper"`` keeps the
+single forest of §4.7 (a study's ``variant = "paper"``).
 """
 
 from __future__ import annotations
@@ -88,6 +90,13 @@ def delta_after(batches: Sequence[Sequence[bool]]) -> float:
     return round(delta, 10)
 
 
+def delta_trace(feasible: Sequence[bool], k: int, n_init: int) -> list[float]:
+    """Delta after each observation (feasible flags in evaluation order), as the next round's
+    gate sees it: :data:`DELTA_START` through the first ``n_init`` observations (the default
+    and the initial design; Algorithm 1 line 3), then per batch of ``k`` after them."""
+    return [delta_after(batches_of(feasible[n_init:i], k)) for i in range(1, len(feasible) + 1)]
+
+
 def batches_of(feasible: Sequence[bool], k: int) -> list[list[bool]]:
     """Observation flags in evaluation order, cut into batches of the parallelism degree."""
     k = max(1, k)
@@ -124,11 +133,22 @@ class FeasibilityModel:
         return self
 
     def pof(self, x: NDArray[np.float64]) -> NDArray[np.float64]:
-        """Probability of feasibility of each row of ``x`` (m, d)."""
+        """Probability of feasibility of each row of ``x`` (m, d).
+
+        The forest's mean over its trees, as ``RandomForestRegressor.predict`` computes it
+        (float32 inputs, trees summed in order, then divided: the same bits), without its
+        per-call dispatch. The solvers call this on every population of every generation,
+        100 points at a time, and the staged model holds up to four forests: the dispatch
+        was most of a suggestion's forest time."""
         x = np.atleast_2d(np.asarray(x, dtype=float))
         if self._forest is None:
             return np.full(len(x), self._constant)
-        out: NDArray[np.float64] = np.clip(self._forest.predict(x), 0.0, 1.0)  # type: ignore[attr-defined]
+        trees = self._forest.estimators_  # type: ignore[attr-defined]
+        x32 = np.ascontiguousarray(x, dtype=np.float32)
+        total = np.zeros(len(x))
+        for tree in trees:
+            total += tree.tree_.predict(x32)[:, 0]
+        out: NDArray[np.float64] = np.clip(total / len(trees), 0.0, 1.0)
         return out
 
 
@@ -210,7 +230,7 @@ def gate_for(
     *,
     use_forest: bool = True,
     n_init: int = 0,
-    feasibility: str = "paper",
+    feasibility: str = "staged",
 ) -> Gate:
     """The gate of one suggestion round: the forest on every observation, Delta replayed from
     the batches evaluated after the first ``n_init`` observations (the default and the
@@ -220,12 +240,22 @@ def gate_for(
     docstring)."""
     if not use_forest:
         return Gate(space, None, 0.0)
-    one_of("feasibility", feasibility, FEASIBILITIES)
+    pof = pof_model(space, history, rng, feasibility)
     feasible = [o.feasible for o in history]
-    x = np.array([space.encode(o.config) for o in history])
-    pof: FeasibilityModel | StagedFeasibility
-    if feasibility == "staged":
-        pof = StagedFeasibility().fit(x, [failed_stage(o) for o in history], rng)
-    else:
-        pof = FeasibilityModel().fit(x, np.array(feasible), rng)
     return Gate(space, pof, delta_after(batches_of(feasible[n_init:], parallelism)))
+
+
+def pof_model(
+    space: SearchSpace,
+    history: Sequence[Observation],
+    rng: np.random.Generator,
+    feasibility: str = "staged",
+    n_estimators: int = 100,
+) -> FeasibilityModel | StagedFeasibility:
+    """The hidden-constraint model ``feasibility`` names (module docstring), fitted on every
+    observation of ``history``."""
+    one_of("feasibility", feasibility, FEASIBILITIES)
+    x = np.array([space.encode(o.config) for o in history])
+    if feasibility == "staged":
+        return StagedFeasibility(n_estimators).fit(x, [failed_stage(o) for o in history], rng)
+    return FeasibilityModel(n_estimators).fit(x, np.array([o.feasible for o in history]), rng)

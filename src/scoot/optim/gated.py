@@ -28,8 +28,8 @@ from scoot.domain import Config, Observation, OutcomeConstraint, Suggestion
 from scoot.optim.feasibility import FEASIBILITIES, Gate, gate_for
 from scoot.optim.outcomes import SloModel
 from scoot.optim.protocol import one_of
-from scoot.optim.sobol import SobolSuggester, complete, initial_design_size
-from scoot.optim.space import SearchSpace
+from scoot.optim.sobol import SobolSuggester, complete
+from scoot.optim.space import SearchSpace, initial_design_size
 from scoot.optim.surrogate import hebo_round
 
 SCREEN = 32
@@ -53,7 +53,7 @@ class GatedBO(ABC):
         use_forest: bool,
         seed: int | None = None,
         slo: Sequence[OutcomeConstraint] = (),
-        feasibility: str = "paper",
+        feasibility: str = "staged",
         fill: str = "model",
     ) -> None:
         self.feasibility = one_of("feasibility", feasibility, FEASIBILITIES)

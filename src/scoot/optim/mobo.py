@@ -172,7 +172,7 @@ class ScootMOBO(GatedBO):
         slo: Sequence[OutcomeConstraint] = (),
         reference: str = "paper",
         front: str = "observed",
-        feasibility: str = "paper",
+        feasibility: str = "staged",
         fill: str = "model",
         weight: str = "gate",
     ) -> None:

@@ -11,7 +11,8 @@ One suggestion round, as in Algorithm 1 line 5:
    ``2 log(t^2 pi^2 / (6 delta))`` with ``delta = 1 / t^2`` (t = observations + 1; HEBO's kappa is
    sqrt(beta)); EI and PI use ``xi = 1e-4`` (MACE's ``eps``).
 4. Inside the solver, one constraint: a candidate must satisfy every known constraint and have
-   ``POF >= Delta`` from the random forest (Eq. 3, Algorithm 1).
+   ``POF >= Delta`` (Eq. 3, Algorithm 1), POF from one random forest per launch stage
+   (``feasibility = "staged"``, the default) or the paper's single forest (``"paper"``).
 5. ``n`` suggestions drawn at random from the acquisition Pareto set, minus anything already
    seen; Sobol fills any shortfall (§4.7, last paragraph). With ``fill = "model"`` (the
    default; :mod:`scoot.optim.gated`) the shortfall comes instead from unseen Sobol points
@@ -79,7 +80,7 @@ class ScootSOBO(GatedBO):
         slo: Sequence[OutcomeConstraint] = (),
         batch: str = "paper",
         ucb: str = "sqrt",
-        feasibility: str = "paper",
+        feasibility: str = "staged",
         fill: str = "model",
     ) -> None:
         self.ucb = one_of("ucb", ucb, UCBS)

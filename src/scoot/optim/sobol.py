@@ -71,9 +71,3 @@ def complete(
     taken = seen | {s.config for s in picked}
     fill = sobol.sample(n - len(picked), rng, taken)
     return picked + [Suggestion(c, "sobol-fill") for c in fill]
-
-
-def initial_design_size(space: SearchSpace) -> int:
-    """Observations before any model is fitted: as many Sobol points as the space has
-    dimensions (§4.1), plus the default config, which the driver evaluates first."""
-    return space.dim + (1 if space.default() is not None else 0)

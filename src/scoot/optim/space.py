@@ -112,3 +112,9 @@ def _encode_one(p: ParamSpec, v: Value) -> float:
     if p.log:
         return (math.log(fv) - math.log(p.low)) / (math.log(p.high) - math.log(p.low))
     return (fv - p.low) / (p.high - p.low)
+
+
+def initial_design_size(space: SearchSpace) -> int:
+    """Observations before any model is fitted: as many Sobol points as the space has
+    dimensions (§4.1), plus the default config, which the driver evaluates first."""
+    return space.dim + (1 if space.default() is not None else 0)
