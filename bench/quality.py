@@ -49,7 +49,15 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchlib import RESULTS, complete_runs, finish, header, parse_args, read_runs, run_logged
-from quality_v2 import BATCH_ONLY, METHODS, experiments, minimised, run_noisy, summarise
+from quality_v2 import (
+    BATCH_ONLY,
+    EXPERIMENTS,
+    METHODS,
+    experiments,
+    minimised,
+    run_noisy,
+    summarise,
+)
 from reference_v2 import layers
 from suite import Service, evaluate, load_grid, load_suite, search_space
 from suite_v2 import REFERENCE, TrueValues
@@ -135,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         services, methods, seeds, ks, budget = suite, METHODS, [0, 1, 2], [1, 2, 4], 30
     if os.environ.get("QUALITY_METHODS"):
         named = os.environ["QUALITY_METHODS"].split(",")
-        methods = tuple(m for m in methods if m in named)
+        methods = tuple(m for m in (*methods, *EXPERIMENTS) if m in named)
     partial = bool(os.environ.get("QUALITY_METHODS"))
     workers = int(os.environ.get("QUALITY_WORKERS", os.cpu_count() or 1))
     REFERENCE.mkdir(parents=True, exist_ok=True)

@@ -52,7 +52,7 @@ from benchlib import (
     read_runs,
     run_logged,
 )
-from quality_v2 import run_one
+from quality_v2 import EXPERIMENTS, Pairs, paired_experiments, run_one
 from reference_v2 import search
 from suite_v2 import REFERENCE, ROOT, ServiceV2, TrueValues, load_suite_v2
 
@@ -131,6 +131,31 @@ def summarise(
     }
 
 
+def experiments(
+    logged: list[dict[str, Any]], services: list[ServiceV2], quick: bool
+) -> dict[str, dict[str, Any]]:
+    """Each variant of SCOOT the log holds against the SCOOT it differs from in one option
+    (quality_v2.PAIRED_WITH, else ``scoot``), paired on the (service, seed) cells both ran."""
+    rows = [dict(r) for r in logged]
+    summarise(rows, services, quick)  # sets each run's score and feasibility
+
+    def feasible_winners(pairs: Pairs) -> dict[str, Any]:
+        """Constrained runs whose recommendation meets every SLO in truth: the variant's,
+        then SCOOT's."""
+
+        def feasible(side: list[dict[str, Any]]) -> int:
+            return sum(r["feasible"] for r in side if r["constrained"])
+
+        return {
+            "constrained_winner_feasible": [
+                feasible([b for _, b in pairs]),
+                feasible([a for a, _ in pairs]),
+            ]
+        }
+
+    return paired_experiments(rows, lambda r: (r["service"], r["seed"]), feasible_winners)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     summary_only = "--summary" in argv
@@ -141,12 +166,20 @@ def main(argv: list[str] | None = None) -> int:
         methods, seeds, budget = ("scoot", "random", "tpe"), [0], 16
     else:
         services, methods, seeds, budget = suite, METHODS, [0, 1, 2], 30
+    # SCOOT's variants (quality_v2.EXPERIMENTS) run only when QUALITY_METHODS names them,
+    # and are compared with the SCOOT they differ from under ``experiments``.
+    named = [m for m in os.environ.get("QUALITY_METHODS", "").split(",") if m in EXPERIMENTS]
     cost = {"vanilla_bo": 3, "scoot": 3, "botorch": 3}
     tasks = [(m, s, seed, 1, budget) for m in methods for s in services for seed in seeds]
-    tasks.sort(key=lambda t: (t[2], t[1].name, -cost.get(t[0], 1)))
+    extra = [(m, s, seed, 1, budget) for m in named for s in services for seed in seeds]
     log = RESULTS / f"quality_slo_runs{'_quick' if args.quick else ''}.jsonl"
     done = read_runs(log, budget)
-    todo = [] if summary_only else [t for t in tasks if (t[0], t[1].name, t[2], 1) not in done]
+    todo = (
+        []
+        if summary_only
+        else [t for t in tasks + extra if (t[0], t[1].name, t[2], 1) not in done]
+    )
+    todo.sort(key=lambda t: (t[2], t[1].name, -cost.get(t[0], 1)))
     t0 = time.time()
     workers = int(os.environ.get("QUALITY_WORKERS", os.cpu_count() or 1))
     run_logged(run_one, todo, log, done, workers)
@@ -155,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         [r for key_, r in done.items() if key_ in wanted], lambda k: set(methods)
     )
     out = header(args.quick)
+    out["experiments"] = experiments(list(done.values()), services, args.quick)
     capacity = RESULTS / "capacity.json"
     out.update(
         {

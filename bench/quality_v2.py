@@ -90,8 +90,8 @@ from scoot.optim.mobo import ScootMOBO, log_objectives
 from scoot.optim.protocol import Suggester
 from scoot.optim.results import pareto_mask
 from scoot.optim.sobo import ScootSOBO
-from scoot.optim.sobol import SobolSuggester, initial_design_size
-from scoot.optim.space import SearchSpace
+from scoot.optim.sobol import SobolSuggester
+from scoot.optim.space import SearchSpace, initial_design_size
 
 METHODS = (
     "scoot",
@@ -102,30 +102,45 @@ METHODS = (
     "tpe",
     "botorch",
 )
+PAPER_FILL = {"feasibility": "paper", "fill": "paper"}
+"""The paper's single forest and Sobol fill (§4.7): SCOOT's defaults before the model-ranked
+fill and the staged forest."""
 OPTIONAL = ("optuna_gp",)
 """Baselines that run only when QUALITY_METHODS names them: Optuna's GP sampler takes over 10
 minutes per 30-evaluation run on 2 cores, even at a quarter of its acquisition search."""
 EXPERIMENTS: dict[str, dict[str, Any]] = {
     # Variants of SCOOT's options measured on the same cells (run only when QUALITY_METHODS
-    # names them; docs/benchmarks.md reports them): MOBO's reference point and front, SOBO's
-    # UCB multiplier.
-    "scoot_box": {"reference": "box"},
-    "scoot_box_post": {"reference": "box", "front": "posterior"},
-    "scoot_ucb_beta": {"ucb": "paper"},
-    "scoot_half_init": {"n_init": 0.5},
-    "scoot_staged": {"feasibility": "staged", "batch": "default"},
+    # names them; docs/benchmarks.md reports them), each with the options its logged runs ran
+    # with: MOBO's reference point and front, SOBO's UCB multiplier, the initial design.
+    "scoot_box": {"reference": "box", **PAPER_FILL},
+    "scoot_box_post": {"reference": "box", "front": "posterior", **PAPER_FILL},
+    "scoot_ucb_beta": {"ucb": "paper", **PAPER_FILL},
+    "scoot_half_init": {"n_init": 0.5, **PAPER_FILL},
+    "scoot_staged": {"feasibility": "staged", "fill": "paper", "batch": "default"},
     # SCOOT before the model-ranked fill became its default (its runs were logged as scoot).
-    "scoot_fill_paper": {"fill": "paper", "batch": "default"},
-    "scoot_pof": {"weight": "pof", "batch": "default"},
-    "scoot_liar": {"sobo_batch": "liar", "batch": "default"},
+    "scoot_fill_paper": {**PAPER_FILL, "batch": "default"},
+    "scoot_pof": {"weight": "pof", "feasibility": "paper", "batch": "default"},
+    "scoot_liar": {"sobo_batch": "liar", "feasibility": "paper", "batch": "default"},
+    # SCOOT before the staged forest became its default (its runs were logged as scoot).
+    "scoot_forest_paper": {"feasibility": "paper", "batch": "default"},
 }
 PAIRED_WITH = {
-    m: "scoot_fill_paper"
-    for m in ("scoot_box", "scoot_box_post", "scoot_ucb_beta", "scoot_half_init", "scoot_staged")
+    **{
+        m: "scoot_fill_paper"
+        for m in (
+            "scoot_box",
+            "scoot_box_post",
+            "scoot_ucb_beta",
+            "scoot_half_init",
+            "scoot_staged",
+        )
+    },
+    **{m: "scoot_forest_paper" for m in ("scoot_fill_paper", "scoot_pof", "scoot_liar")},
 }
-"""Variants run before the model-ranked fill became SCOOT's default, compared with the runs of
-SCOOT as it then was (``scoot_fill_paper``): they differ from those in one option only.
-The others are compared with ``scoot``."""
+"""Variants compared with the runs of SCOOT as it was when they ran, from which they differ
+in one option only: before the model-ranked fill became the default (``scoot_fill_paper``),
+and before the staged forest did (``scoot_forest_paper``). The others are compared with
+``scoot``."""
 BATCH_ONLY = ("scoot_paper",)
 """Methods that differ from another only for k > 1 (not run at k = 1)."""
 RETEST_TOP = 3
@@ -137,14 +152,14 @@ def make(method: str, service: ServiceV2, space: SearchSpace, k: int, seed: int)
     objs, slo = service.objectives, service.slo
     if method in ("scoot", "scoot_paper") or method in EXPERIMENTS:
         # scoot: as the study runs it by default (variant = "default": MOBO's Kriging believer
-        # and SOBO's diverse picks for k > 1, the paper's forest); scoot_paper: the paper's
-        # batches (top-k EHVI, random picks from MACE's Pareto set) and Sobol fill, the same
-        # as scoot_fill_paper at k = 1; EXPERIMENTS: the paper's batches (or the default's,
-        # ``batch = "default"``) with one option changed.
+        # and SOBO's diverse picks for k > 1, the model-ranked fill, the staged forest);
+        # scoot_paper: the paper's batches (top-k EHVI, random picks from MACE's Pareto set),
+        # Sobol fill and single forest, the same as scoot_fill_paper at k = 1; EXPERIMENTS:
+        # the paper's batches (or the default's, ``batch = "default"``) and their options.
         opts = dict(EXPERIMENTS.get(method, {}))
         paper = opts.pop("batch", "default" if method == "scoot" else "paper") == "paper"
         if method == "scoot_paper":
-            opts["fill"] = "paper"  # the paper's Sobol fill too
+            opts.update(PAPER_FILL)  # the paper's Sobol fill and forest too
         if "n_init" in opts:  # a fraction of the paper's initial design (as many as dims)
             opts["n_init"] = max(2, round(opts["n_init"] * initial_design_size(space)))
         if len(objs) > 1:
@@ -515,9 +530,24 @@ def experiments(
     scored = summarise(rows, services, (), False, refs)  # sets each run's score
     counted = {n for n, v in scored["services_scored"].items() if v["counted"]}
     rows = [r for r in rows if r["service"] in counted]
-    cells: dict[tuple[str, int, int], dict[str, dict[str, Any]]] = {}
+    return paired_experiments(rows, lambda r: (r["service"], r["seed"], r["k"]))
+
+
+Pairs = list[tuple[dict[str, Any], dict[str, Any]]]
+"""(SCOOT's run, the variant's run) per cell both ran."""
+
+
+def paired_experiments(
+    rows: list[dict[str, Any]],
+    cell: Callable[[dict[str, Any]], tuple[Any, ...]],
+    more: Callable[[Pairs], dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Each of ``EXPERIMENTS`` the scored ``rows`` hold against the SCOOT it differs from
+    (:data:`PAIRED_WITH`, else ``scoot``), paired on the cells (``cell`` of a row) both ran;
+    ``more`` adds a suite's own figures of the pairs."""
+    cells: dict[tuple[Any, ...], dict[str, dict[str, Any]]] = {}
     for r in rows:
-        cells.setdefault((r["service"], r["seed"], r["k"]), {})[r["method"]] = r
+        cells.setdefault(cell(r), {})[r["method"]] = r
     out: dict[str, dict[str, Any]] = {}
     for m in EXPERIMENTS:
         base = PAIRED_WITH.get(m, "scoot")
@@ -541,6 +571,7 @@ def experiments(
             if after
             else None,
         }
+        out[m].update(more(pairs) if more else {})
     return out
 
 

@@ -4,9 +4,11 @@ dimensions, for SCOOT's SOBO and MOBO at k = 1.
 Writes bench/results/suggest_time.json and prints it as its last line. The space is the twelve
 vLLM flags the embedded engine emulates, with the ranges an operator writes (log-scaled
 integers, a float, booleans, enums); the observations are Sobol points with a smooth synthetic
-p95 latency, TTFT and TPOT and one crash region (about a fifth of the space), so the forest and
-the models have real work. Each figure is the median of ``REPEATS`` suggestions from
-different histories. Targets: at most 2 s at 30 observations and 5 s at 100, on 2 cores.
+p95 latency, TTFT and TPOT and three crash regions of three failure kinds (a load OOM, no
+memory for the KV cache, a crash under load: about a quarter of the space), so the forests (one
+per launch stage that saw a failure, the default) and the models have real work. Each figure
+is the median of ``REPEATS`` suggestions from different histories. Targets: at most 2 s at 30
+observations and 5 s at 100, on 2 cores.
 ``--quick``: one repeat each.
 """
 
@@ -65,6 +67,10 @@ def observe(u: np.ndarray[Any, np.dtype[np.float64]]) -> Observation:
     x = SPACE.encode(config)
     if x[0] > 0.8 and x[4] > 0.75:  # a crash region: many sequences at high memory use
         return Observation(config, False, failure=FailureKind.STARTUP_OOM)
+    if x[4] < 0.12:  # a small memory share leaves nothing for the KV cache
+        return Observation(config, False, failure=FailureKind.KV_CACHE_TOO_SMALL)
+    if x[10] > 0.92:  # the largest capture sizes crash once the test starts
+        return Observation(config, False, failure=FailureKind.CRASH_UNDER_LOAD)
     p95 = 1000.0 * (1.0 + (x[0] - 0.6) ** 2 + (x[1] - 0.55) ** 2 + 0.1 * float(np.sum(x[2:])))
     ttft = 100.0 * (1.0 + (x[0] - 0.6) ** 2 + (1.0 - x[1]) ** 2 + 0.05 * x[6])
     tpot = 10.0 * (1.0 + (x[0] - 0.5) ** 2 + x[1] ** 2 + 0.05 * x[7])
