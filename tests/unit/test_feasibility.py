@@ -178,5 +178,5 @@ def test_the_delta_an_operator_sees_is_the_gates() -> None:
         assert len(trace) == 14 and trace[:6] == [DELTA_START] * 6
         for i in range(6, 15):
             gate = gate_for(SPACE, history[:i], k, np.random.default_rng(1), n_init=6)
-            assert gate.delta == (trace[i - 1] if i else DELTA_START)
+            assert gate.delta == trace[i - 1]
     assert max(delta_trace(ran, 1, 6)) == 0.55  # the failure after the design, not before

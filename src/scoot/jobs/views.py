@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from scoot.domain import Objective, StudyState, TrialState
+from scoot.domain import Objective, Observation, StudyState, TrialState
 from scoot.engine.exporters import exports_for
 from scoot.jobs.decision import Decision, decide, hypervolume_over_trials
 from scoot.jobs.insight import Comparison, Effect, compare, importance
@@ -26,7 +26,7 @@ from scoot.jobs.policy import best_trial, robust_slo, slo_missed
 from scoot.jobs.store import Store, StudyRow, TrialRow
 from scoot.optim.feasibility import delta_trace, pof_model
 from scoot.optim.results import pareto_mask, to_minimize
-from scoot.optim.space import initial_design_size
+from scoot.optim.space import SearchSpace, initial_design_size
 from scoot.study import StudySpec
 
 __all__ = [
@@ -207,10 +207,11 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
         front_ids = {done[i].id for i in np.flatnonzero(pareto_mask(pts))}
     default = next((t for t in done if t.is_default), None)
     trials = [TrialView(t, best is not None and t.id == best.id, t.id in front_ids) for t in rows]
-    observed = [t for t in rows if t.observation() is not None]
-    feasible = [t.state is TrialState.COMPLETED for t in observed]
-    k = len(spec.gpu_sets)
-    deltas = delta_trace(feasible, k, initial_design_size(spec.space()))
+    history = [o for o in (t.observation() for t in rows) if o is not None]
+    space = spec.space()
+    deltas = delta_trace(
+        [o.feasible for o in history], len(spec.gpu_sets), initial_design_size(space)
+    )
     ranked = importance(rows, spec)
     failures = dict(Counter(t.failure_kind.value for t in rows if t.failure_kind))
     return StudyView(
@@ -220,7 +221,7 @@ def load_study(store: Store, study_id: int, now: float | None = None) -> StudyVi
         params=[p.name for p in spec.params],
         deltas=deltas,
         failures=failures,
-        pof_next=_pof_next(spec, observed, rows),
+        pof_next=_pof_next(spec, space, history, rows),
         running=_running(spec, rows, now, _elsewhere(store, study_id)),
         slo=robust_slo(rows, best, spec.objectives) if best is not None else None,
         default_point=(
@@ -270,15 +271,13 @@ def duration_text(seconds: float) -> str:
 
 
 def _pof_next(
-    spec: StudySpec, observed: list[TrialRow], rows: list[TrialRow]
+    spec: StudySpec, space: SearchSpace, history: list[Observation], rows: list[TrialRow]
 ) -> list[tuple[int, float]]:
     """The POF (§4.7) of the trials waiting in the queue, by the hidden-constraint model the
-    study's optimizer uses (:attr:`StudySpec.feasibility`)."""
+    study's optimizer uses (:attr:`StudySpec.feasibility`), fitted on what it learns from."""
     queued = [t for t in rows if t.state is TrialState.QUEUED]
-    history = [o for o in (t.observation() for t in observed) if o is not None]
     if not queued or not history:
         return []
-    space = spec.space()
     model = pof_model(space, history, np.random.default_rng(0), spec.feasibility, n_estimators=50)
     pof = model.pof(np.array([space.encode(t.config) for t in queued]))
     return [(t.number, float(p)) for t, p in zip(queued, pof, strict=True)]
